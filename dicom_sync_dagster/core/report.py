@@ -1,0 +1,127 @@
+"""What a cycle did: per-series transfer records and the run's statistics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from .plan import ABSENT, MOVE
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One planned series after its C-MOVE; ``transferred`` only when the local confirmed it."""
+
+    study_uid: str
+    series_uid: str
+    accession: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    images: int | None
+    outcome: str  # a MoveOutcome value, or "dry run"
+    transferred: bool
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    local_images: int | None = None
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    mode: str
+    dry_run: bool
+    reference_time: str
+    date_range: str
+    remote_studies: int
+    local_studies: int
+    windowed_studies: int
+    missing_studies: int
+    series_planned: int
+    series_transferred: int
+    series_failed: int
+    images_moved: int
+    seconds: float
+
+    @property
+    def images_per_minute(self) -> float:
+        return self.images_moved / (self.seconds / 60) if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.series_failed == 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "images_per_minute": round(self.images_per_minute, 1)}
+
+
+def missing_study_count(classified: pd.DataFrame, plan: pd.DataFrame) -> int:
+    """Windowed studies absent from the local PACS or with at least one series to move."""
+    windowed = classified[classified["in_window"]]
+    absent = set(windowed.loc[windowed["status"] == ABSENT, "study_uid"])
+    return len(absent | set(plan.loc[plan["action"] == MOVE, "study_uid"]))
+
+
+def summarize(
+    *,
+    mode: str,
+    dry_run: bool,
+    reference_time: str,
+    date_range: str,
+    remote_studies: int,
+    local_studies: int,
+    windowed_studies: int,
+    missing_studies: int,
+    series_planned: int,
+    transfers: list[Transfer],
+    seconds: float,
+) -> CycleSummary:
+    transferred = sum(t.transferred for t in transfers)
+    return CycleSummary(
+        mode=mode,
+        dry_run=dry_run,
+        reference_time=reference_time,
+        date_range=date_range,
+        remote_studies=remote_studies,
+        local_studies=local_studies,
+        windowed_studies=windowed_studies,
+        missing_studies=missing_studies,
+        series_planned=series_planned,
+        series_transferred=transferred,
+        series_failed=0 if dry_run else series_planned - transferred,
+        images_moved=sum(t.completed for t in transfers),
+        seconds=seconds,
+    )
+
+
+def format_summary(summary: CycleSummary) -> str:
+    """The seed's console summary."""
+    lines = [
+        "RESULTS SUMMARY",
+        f"Remote studies found: {summary.remote_studies}",
+        f"Local studies found:  {summary.local_studies}",
+        f"In the window:        {summary.windowed_studies}",
+        f"Missing on local:     {summary.missing_studies}",
+        "",
+        f"Found {summary.series_planned} series to transfer ({summary.mode})",
+    ]
+    if summary.dry_run:
+        lines.append("Dry run: nothing was moved.")
+        return "\n".join(lines)
+    lines += [
+        "",
+        "Transfer statistics:",
+        f"  Successfully transferred: {summary.series_transferred}/{summary.series_planned} series "
+        f"({summary.images_moved} images)",
+        f"  Failed: {summary.series_failed} series",
+        f"  Total time: {summary.seconds / 60:.1f} minutes ({summary.seconds:.1f} s)",
+        f"  Transfer rate: {summary.images_per_minute:.1f} images/minute",
+    ]
+    return "\n".join(lines)
+
+
+def transfers_frame(transfers: list[Transfer]) -> pd.DataFrame:
+    return pd.DataFrame([asdict(t) for t in transfers], columns=list(Transfer.__dataclass_fields__))

@@ -1,0 +1,243 @@
+"""The steps of one sync cycle: the pure core wired to the DICOM layer. No Dagster here.
+
+Each step opens one association per node and reuses it for all of its queries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .core.frames import series_frame, study_frame
+from .core.plan import build_plan, classify_studies, moves, needs_series_query
+from .core.report import Transfer, missing_study_count
+from .core.selection import Selection
+from .core.window import Window, apply_window
+from .dicom import (
+    AssociationRejected,
+    DicomError,
+    DicomNode,
+    DicomSession,
+    DimseTimeout,
+    MoveOutcome,
+    MoveResult,
+    NodeUnreachable,
+    open_session,
+)
+from .dicom import queries
+from .settings import SyncSettings
+
+UID_LIST_CHUNK = 100  # StudyInstanceUIDs per C-FIND by UID list
+PROGRESS_EVERY_SECONDS = 5.0
+
+Log = logging.Logger | logging.LoggerAdapter
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """Everything one run needs, validated: who, when, what."""
+
+    settings: SyncSettings
+    window: Window
+    selection: Selection
+    dry_run: bool = False
+
+
+@dataclass
+class Plan:
+    """The plan and the counts the report needs."""
+
+    rows: pd.DataFrame
+    windowed_studies: int
+    missing_studies: int
+    queries: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def moves(self) -> pd.DataFrame:
+        return moves(self.rows)
+
+
+def query_studies(cycle: Cycle, node: DicomNode) -> pd.DataFrame:
+    """The node's studies with StudyDate in the cycle's date range."""
+    with open_session(node, cycle.settings.calling_ae, cycle.settings.timeouts) as session:
+        answers = session.find(queries.studies_by_date(cycle.window.date_range_query))
+    return study_frame(queries.study_row(ds) for ds in answers)
+
+
+def lookup_studies(session: DicomSession, uids: list[str]) -> pd.DataFrame:
+    """Studies by StudyInstanceUID, whatever their date (UID list matching, in chunks)."""
+    rows = []
+    for start in range(0, len(uids), UID_LIST_CHUNK):
+        chunk = uids[start : start + UID_LIST_CHUNK]
+        rows += [queries.study_row(ds) for ds in session.find(queries.studies_by_uid(chunk))]
+    return study_frame(rows)
+
+
+def list_series(session: DicomSession, study_uids: list[str]) -> pd.DataFrame:
+    """The series of each study with image counts; counted per series at IMAGE level when the
+    server does not return NumberOfSeriesRelatedInstances (DCMTK's dcmqrscp)."""
+    rows = []
+    for uid in study_uids:
+        for ds in session.find(queries.series_of_study(uid)):
+            row = queries.series_row(ds)
+            row["study_uid"] = row["study_uid"] or uid
+            if row["images"] is None and row["series_uid"]:
+                row["images"] = session.count_instances(uid, str(row["series_uid"]))
+            rows.append(row)
+    return series_frame(rows)
+
+
+def plan_cycle(cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, log: Log) -> Plan:
+    """Window the remote studies, find what the local lacks (down to series), select by mode."""
+    settings = cycle.settings
+    windowed = apply_window(remote, cycle.window)
+    in_window = windowed[windowed["in_window"]]
+    unseen = sorted(set(in_window["study_uid"]) - set(local["study_uid"]))
+    with open_session(settings.local, settings.calling_ae, settings.timeouts) as session:
+        if unseen:  # a local copy may carry another StudyDate: look it up by UID
+            local = pd.concat([local, lookup_studies(session, unseen)], ignore_index=True)
+        classified = classify_studies(windowed, study_frame(local.to_dict("records")))
+        remote_uids, local_uids = needs_series_query(classified)
+        local_series = list_series(session, local_uids)
+    with open_session(settings.remote, settings.calling_ae, settings.timeouts) as session:
+        remote_series = list_series(session, remote_uids)
+    rows = build_plan(classified, remote_series, local_series, cycle.selection)
+    log.info(
+        f"{len(in_window)} of {len(remote)} remote studies in the window; "
+        f"{len(remote_uids)} examined at series level; {int((rows['action'] == 'move').sum())} "
+        f"series to move ({cycle.selection.describe()})"
+    )
+    return Plan(
+        rows=rows,
+        windowed_studies=len(in_window),
+        missing_studies=missing_study_count(classified, rows),
+        queries={"looked_up_by_uid": len(unseen), "remote_series_queries": len(remote_uids),
+                 "local_series_queries": len(local_uids)},
+    )
+
+
+def local_series_images(session: DicomSession, study_uid: str, series_uid: str) -> int:
+    """How many images of one series the local PACS holds now."""
+    identifier = queries.series_of_study(study_uid)
+    identifier.SeriesInstanceUID = series_uid
+    answers = session.find(identifier)
+    counts = [queries.count(ds, "NumberOfSeriesRelatedInstances") for ds in answers]
+    if not answers:
+        return 0
+    if counts[0] is None:
+        return session.count_instances(study_uid, series_uid)
+    return int(counts[0])
+
+
+class _Reconnecting:
+    """A session to one node that is reopened when its association was lost."""
+
+    def __init__(self, node: DicomNode, settings: SyncSettings) -> None:
+        self.node, self.settings = node, settings
+        self._stack = ExitStack()
+        self.session: DicomSession | None = None
+
+    def get(self) -> DicomSession:
+        if self.session is None or not self.session.assoc.is_established:
+            self.close()
+            self.session = self._stack.enter_context(
+                open_session(self.node, self.settings.calling_ae, self.settings.timeouts)
+            )
+        return self.session
+
+    def close(self) -> None:
+        self._stack.close()
+        self.session = None
+
+
+_OUTCOME_FOR_ERROR = {
+    NodeUnreachable: MoveOutcome.UNREACHABLE,
+    AssociationRejected: MoveOutcome.REJECTED,
+    DimseTimeout: MoveOutcome.TIMEOUT,
+}
+
+
+def _progress_logger(log: Log, label: str) -> Callable[[int, int, int, int], None]:
+    last = [0.0]
+
+    def report(completed: int, failed: int, warning: int, remaining: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_SECONDS:
+            last[0] = now
+            log.info(f"{label}: {completed} done, {failed} failed, {warning} warnings, {remaining} left")
+
+    return report
+
+
+def _label(row: pd.Series) -> str:
+    return f"series {row['series_number']} ({row['modality']}) of study {row['accession'] or row['study_uid']}"
+
+
+def transfer(cycle: Cycle, plan: Plan, log: Log) -> list[Transfer]:
+    """C-MOVE each planned series (one request each) and confirm it on the local PACS.
+
+    A failing series does not stop the others; a node that cannot be reached fails the rest.
+    """
+    settings = cycle.settings
+    todo = plan.moves
+    remote = _Reconnecting(settings.remote, settings)
+    local = _Reconnecting(settings.local, settings)
+    results: list[Transfer] = []
+    unreachable: DicomError | None = None  # the remote went away: fail the rest at once
+    try:
+        for index, row in todo.iterrows():
+            label = _label(row)
+            log.info(f"[{index + 1}/{len(todo)}] moving {label}: {row['remote_images']} images")
+            try:
+                if unreachable:
+                    raise unreachable
+                result = remote.get().move_series(
+                    row["study_uid"], row["series_uid"], settings.destination,
+                    _progress_logger(log, label),
+                )
+            except DicomError as exc:
+                outcome = _OUTCOME_FOR_ERROR.get(type(exc), MoveOutcome.ABORTED)
+                unreachable = exc if outcome is MoveOutcome.UNREACHABLE else None
+                result = MoveResult(outcome, message=str(exc))
+            local_images, error = None, result.message
+            if result.outcome not in (MoveOutcome.UNREACHABLE, MoveOutcome.REJECTED):
+                try:
+                    local_images = local_series_images(local.get(), row["study_uid"], row["series_uid"])
+                except DicomError as exc:
+                    error = f"{error}; could not confirm on local: {exc}".lstrip("; ")
+            expected = row["remote_images"]
+            confirmed = local_images is not None and not pd.isna(expected) and local_images >= expected
+            if not confirmed and not error:
+                error = f"local has {local_images} of {expected} images after the move"
+            results.append(
+                Transfer(
+                    study_uid=row["study_uid"],
+                    series_uid=row["series_uid"],
+                    accession=row["accession"],
+                    modality=row["modality"],
+                    series_number=None if pd.isna(row["series_number"]) else int(row["series_number"]),
+                    series_description=row["series_description"],
+                    images=None if pd.isna(expected) else int(expected),
+                    outcome=result.outcome.value,
+                    transferred=confirmed,
+                    completed=result.completed,
+                    failed=result.failed,
+                    warning=result.warning,
+                    local_images=local_images,
+                    seconds=round(result.seconds, 3),
+                    error=error,
+                )
+            )
+            level = log.info if confirmed else log.warning
+            level(f"{label}: {result.outcome.value}, {result.completed} completed, "
+                  f"{result.failed} failed, {result.warning} warnings in {result.seconds:.1f}s"
+                  + ("" if confirmed else f" - NOT transferred: {error}"))
+    finally:
+        remote.close()
+        local.close()
+    return results

@@ -1,0 +1,19 @@
+"""The code location `dagster dev` loads (see workspace.yaml)."""
+
+from dagster import Definitions, mem_io_manager
+
+from .orchestration.jobs import dicom_sync
+from .orchestration.resources import node_resource_from_env, options_resource_from_env
+from .orchestration.schedules import every_minute
+
+defs = Definitions(
+    jobs=[dicom_sync],
+    schedules=[every_minute],
+    resources={
+        "remote_pacs": node_resource_from_env("remote"),
+        "local_pacs": node_resource_from_env("local"),
+        "sync_options": options_resource_from_env(),
+        # Frames stay in memory (one process per run): nothing pickled to disk 1,440 times a day.
+        "io_manager": mem_io_manager,
+    },
+)

@@ -1,0 +1,28 @@
+"""DICOM networking on pynetdicom: echo, find, move, with timeouts and typed results. No Dagster."""
+
+from .errors import (
+    AssociationAborted,
+    AssociationRejected,
+    DicomError,
+    DimseTimeout,
+    NodeUnreachable,
+    QueryFailed,
+)
+from .node import DicomNode, Timeouts
+from .outcomes import MoveOutcome, MoveResult
+from .session import DicomSession, open_session
+
+__all__ = [
+    "AssociationAborted",
+    "AssociationRejected",
+    "DicomError",
+    "DicomNode",
+    "DicomSession",
+    "DimseTimeout",
+    "MoveOutcome",
+    "MoveResult",
+    "NodeUnreachable",
+    "QueryFailed",
+    "Timeouts",
+    "open_session",
+]

@@ -1,0 +1,44 @@
+"""Errors from talking to a DICOM node; each names the node (role, AE title, host, port)."""
+
+from __future__ import annotations
+
+from .node import DicomNode
+
+
+class DicomError(Exception):
+    """A DICOM exchange with ``node`` failed."""
+
+    transient = True
+
+    def __init__(self, node: DicomNode, message: str) -> None:
+        super().__init__(f"{node}: {message}")
+        self.node = node
+        self.reason = message
+
+
+class NodeUnreachable(DicomError):
+    """No TCP connection (down, wrong host/port, connect timeout)."""
+
+
+class AssociationRejected(DicomError):
+    """The peer refused the association (e.g. it does not know our or its AE title)."""
+
+    transient = False
+
+
+class AssociationAborted(DicomError):
+    """The peer or the network ended the association mid-way."""
+
+
+class DimseTimeout(DicomError):
+    """The peer stopped answering within the DIMSE timeout; the association was aborted."""
+
+
+class QueryFailed(DicomError):
+    """A C-FIND ended with a failure status."""
+
+    transient = False
+
+    def __init__(self, node: DicomNode, message: str, status: int) -> None:
+        super().__init__(node, message)
+        self.status = status

@@ -1,0 +1,29 @@
+"""A DICOM node (AE title, host, port) and the timeouts used to talk to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DicomNode:
+    """A peer application entity. ``role`` names it in messages ("remote", "local")."""
+
+    role: str
+    ae_title: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.role} PACS {self.ae_title}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. ``connect``: TCP connect; ``acse``: association set-up and release;
+    ``dimse``: waiting for one response; ``network``: an idle association."""
+
+    connect: float = 5.0
+    acse: float = 15.0
+    dimse: float = 120.0
+    network: float = 300.0

@@ -1,0 +1,108 @@
+"""Study Root C-FIND identifiers and how their answers become frame rows."""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+
+STUDY_RETURN_KEYS = (
+    "StudyDate",
+    "StudyTime",
+    "TimezoneOffsetFromUTC",
+    "AccessionNumber",
+    "ModalitiesInStudy",
+    "StudyDescription",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+)
+SERIES_RETURN_KEYS = (
+    "Modality",
+    "SeriesNumber",
+    "SeriesDescription",
+    "NumberOfSeriesRelatedInstances",
+)
+
+
+def _identifier(level: str, **matching: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in matching.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def studies_by_date(date_range: str) -> Dataset:
+    """All studies with StudyDate in ``date_range`` (``YYYYMMDD-YYYYMMDD``)."""
+    ds = _identifier("STUDY", StudyInstanceUID="")
+    for keyword in STUDY_RETURN_KEYS:
+        setattr(ds, keyword, "")
+    ds.StudyDate = date_range
+    return ds
+
+
+def studies_by_uid(uids: list[str]) -> Dataset:
+    """The studies with any of ``uids`` (UID list matching), whatever their date."""
+    ds = _identifier("STUDY", StudyInstanceUID="\\".join(uids))
+    for keyword in STUDY_RETURN_KEYS:
+        setattr(ds, keyword, "")
+    return ds
+
+
+def series_of_study(study_uid: str) -> Dataset:
+    ds = _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID="")
+    for keyword in SERIES_RETURN_KEYS:
+        setattr(ds, keyword, "")
+    return ds
+
+
+def instances_of_series(study_uid: str, series_uid: str) -> Dataset:
+    return _identifier(
+        "IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid, SOPInstanceUID=""
+    )
+
+
+def move_series(study_uid: str, series_uid: str) -> Dataset:
+    return _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
+
+
+def text(ds: Dataset, keyword: str) -> str:
+    """An element's value as text ('' when absent or empty; multiple values joined by '\\')."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def count(ds: Dataset, keyword: str) -> int | None:
+    """An IS/US count, ``None`` when the server did not give one."""
+    value = text(ds, keyword)
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def study_row(ds: Dataset) -> dict[str, object]:
+    return {
+        "study_uid": text(ds, "StudyInstanceUID"),
+        "study_date": text(ds, "StudyDate"),
+        "study_time": text(ds, "StudyTime"),
+        "tz_offset": text(ds, "TimezoneOffsetFromUTC"),
+        "accession": text(ds, "AccessionNumber"),
+        "modalities": text(ds, "ModalitiesInStudy"),
+        "description": text(ds, "StudyDescription"),
+        "series_count": count(ds, "NumberOfStudyRelatedSeries"),
+        "images": count(ds, "NumberOfStudyRelatedInstances"),
+    }
+
+
+def series_row(ds: Dataset) -> dict[str, object]:
+    return {
+        "study_uid": text(ds, "StudyInstanceUID"),
+        "series_uid": text(ds, "SeriesInstanceUID"),
+        "modality": text(ds, "Modality"),
+        "series_number": count(ds, "SeriesNumber"),
+        "description": text(ds, "SeriesDescription"),
+        "images": count(ds, "NumberOfSeriesRelatedInstances"),
+    }

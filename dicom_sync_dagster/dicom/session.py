@@ -1,0 +1,203 @@
+"""One association with a DICOM node, reused for many C-ECHO/C-FIND/C-MOVE requests."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, _config
+from pynetdicom.association import Association
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+from pynetdicom.status import Status, code_to_category
+
+from . import queries
+from .errors import (
+    AssociationAborted,
+    AssociationRejected,
+    DicomError,
+    DimseTimeout,
+    NodeUnreachable,
+    QueryFailed,
+)
+from .node import DicomNode, Timeouts
+from .outcomes import MoveOutcome, MoveResult, describe_status, outcome_for_status
+
+# pynetdicom logs whole identifiers at debug level; they may hold patient data.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
+
+_PENDING = (Status.PENDING, 0xFF01)
+_CONTEXTS = (
+    Verification,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+Progress = Callable[[int, int, int, int], None]
+"""Called with (completed, failed, warning, remaining) for each pending C-MOVE response."""
+
+
+class DicomSession:
+    """An established association; use :func:`open_session` to get one."""
+
+    def __init__(self, node: DicomNode, assoc: Association, timeouts: Timeouts) -> None:
+        self.node = node
+        self.assoc = assoc
+        self.timeouts = timeouts
+
+    def echo(self) -> int:
+        """C-ECHO; the response status (0x0000 is success)."""
+        status = self.assoc.send_c_echo()
+        if "Status" not in status:
+            raise self._lost("C-ECHO", time.monotonic())
+        return int(status.Status)
+
+    def find(self, identifier: Dataset) -> list[Dataset]:
+        """All matches of a Study Root C-FIND; raises :class:`DicomError` unless it succeeds."""
+        started = last = time.monotonic()
+        matches: list[Dataset] = []
+        for status, answer in self.assoc.send_c_find(
+            identifier, StudyRootQueryRetrieveInformationModelFind
+        ):
+            if "Status" not in status:
+                raise self._lost("C-FIND", last)
+            last = time.monotonic()
+            code = int(status.Status)
+            if code in _PENDING:
+                if answer is not None:
+                    matches.append(answer)
+                continue
+            if code == Status.SUCCESS:
+                return matches
+            category = code_to_category(code)
+            raise QueryFailed(
+                self.node, f"C-FIND ended with 0x{code:04X} ({category}) after {len(matches)} matches "
+                f"in {last - started:.1f}s", code
+            )
+        raise self._lost("C-FIND", last)
+
+    def count_instances(self, study_uid: str, series_uid: str) -> int:
+        """Images of one series, by an IMAGE-level C-FIND (for servers that give no counts)."""
+        return len(self.find(queries.instances_of_series(study_uid, series_uid)))
+
+    def move_series(
+        self,
+        study_uid: str,
+        series_uid: str,
+        destination: str,
+        on_progress: Progress | None = None,
+    ) -> MoveResult:
+        """C-MOVE one series to ``destination``; never raises for DIMSE or association trouble."""
+        started = last = time.monotonic()
+        counts = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
+        identifier = queries.move_series(study_uid, series_uid)
+        responses = self.assoc.send_c_move(
+            identifier, destination, StudyRootQueryRetrieveInformationModelMove
+        )
+        for status, _ in responses:
+            if "Status" not in status:
+                error = self._lost("C-MOVE", last)
+                outcome = MoveOutcome.TIMEOUT if isinstance(error, DimseTimeout) else MoveOutcome.ABORTED
+                return MoveResult(
+                    outcome, None, message=error.reason, seconds=time.monotonic() - started, **counts
+                )
+            last = time.monotonic()
+            for key, keyword in (
+                ("completed", "NumberOfCompletedSuboperations"),
+                ("failed", "NumberOfFailedSuboperations"),
+                ("warning", "NumberOfWarningSuboperations"),
+                ("remaining", "NumberOfRemainingSuboperations"),
+            ):
+                if keyword in status and status[keyword].value is not None:
+                    counts[key] = int(status[keyword].value)
+            code = int(status.Status)
+            if code not in _PENDING and "NumberOfRemainingSuboperations" not in status:
+                counts["remaining"] = 0
+            if code in _PENDING:
+                if on_progress:
+                    on_progress(counts["completed"], counts["failed"], counts["warning"], counts["remaining"])
+                continue
+            outcome = outcome_for_status(code)
+            if outcome is MoveOutcome.SUCCESS and counts["failed"]:
+                outcome = MoveOutcome.WARNING  # a success that admits failed sub-operations
+            message = "" if outcome is MoveOutcome.SUCCESS else describe_status(code)
+            if "ErrorComment" in status and status.ErrorComment:
+                message = f"{message} ({status.ErrorComment})"
+            return MoveResult(
+                outcome, code, message=message, seconds=time.monotonic() - started, **counts
+            )
+        error = self._lost("C-MOVE", last)
+        return MoveResult(MoveOutcome.ABORTED, None, message=error.reason,
+                          seconds=time.monotonic() - started, **counts)
+
+    def _lost(self, what: str, last_response: float) -> DicomError:
+        """The error for a response that never came: a DIMSE timeout or an abort."""
+        waited = time.monotonic() - last_response
+        if self.timeouts.dimse and waited >= self.timeouts.dimse * 0.95:
+            return DimseTimeout(
+                self.node, f"{what}: no response within the DIMSE timeout of {self.timeouts.dimse:g}s"
+            )
+        return AssociationAborted(self.node, f"{what}: association aborted or answer invalid")
+
+
+def _check_resolvable(node: DicomNode) -> None:
+    try:
+        socket.getaddrinfo(node.host, node.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise NodeUnreachable(node, f"cannot resolve host {node.host!r} ({exc.strerror})") from None
+
+
+def _connect_error(node: DicomNode, timeouts: Timeouts) -> str:
+    """Why a TCP connection to ``node`` fails, or '' when it does not (any more)."""
+    try:
+        with socket.create_connection((node.host, node.port), timeout=timeouts.connect):
+            return ""
+    except TimeoutError:
+        return f"no answer within the connect timeout of {timeouts.connect:g}s"
+    except OSError as exc:
+        return f"cannot connect ({exc.strerror or exc})"
+
+
+@contextmanager
+def open_session(node: DicomNode, calling_ae: str, timeouts: Timeouts = Timeouts()) -> Iterator[DicomSession]:
+    """Associate with ``node`` as ``calling_ae``; release (or abort) on exit, whatever happens."""
+    _check_resolvable(node)
+    ae = AE(ae_title=calling_ae)
+    ae.connection_timeout = timeouts.connect
+    ae.acse_timeout = timeouts.acse
+    ae.dimse_timeout = timeouts.dimse
+    ae.network_timeout = timeouts.network
+    for context in _CONTEXTS:
+        ae.add_requested_context(context)
+    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
+    if not assoc.is_established:
+        if assoc.is_rejected:
+            raise AssociationRejected(
+                node,
+                f"association rejected (called AE {node.ae_title!r}, calling AE {calling_ae!r}); "
+                "check both AE titles are configured on the peer",
+            )
+        reason = _connect_error(node, timeouts)
+        if reason:
+            raise NodeUnreachable(node, reason)
+        raise AssociationAborted(
+            node,
+            f"association aborted during set-up (calling AE {calling_ae!r} may be unknown to the peer)",
+        )
+    sock = assoc.dul.socket.socket if assoc.dul.socket else None
+    if sock is not None:  # pynetdicom leaves Nagle on: small requests then wait on delayed ACKs
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        yield DicomSession(node, assoc, timeouts)
+    finally:
+        if assoc.is_established:
+            assoc.release()
+        if not assoc.is_released and not assoc.is_aborted:
+            assoc.abort()

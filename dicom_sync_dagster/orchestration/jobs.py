@@ -1,0 +1,26 @@
+"""The sync job: start -> query both nodes -> plan -> move -> report."""
+
+from __future__ import annotations
+
+from dagster import in_process_executor, job
+
+from .ops import move_series, plan_transfers, query_local_studies, query_remote_studies, report, start_cycle
+
+SYNC_JOB = "dicom_sync"
+CONCURRENCY_TAG = "dicom-sync/job"  # dagster.yaml allows one queued run per value at a time
+
+
+@job(
+    name=SYNC_JOB,
+    description="Move what the remote PACS has and the local PACS lacks, for the last hours.",
+    # One process: a process per step would cost seconds per run, every minute.
+    executor_def=in_process_executor,
+    tags={CONCURRENCY_TAG: SYNC_JOB},
+)
+def dicom_sync() -> None:
+    cycle = start_cycle()
+    remote = query_remote_studies(cycle)
+    local = query_local_studies(cycle)
+    plan = plan_transfers(cycle, remote, local)
+    transfers = move_series(cycle, plan)
+    report(cycle, remote, local, plan, transfers)

@@ -1,0 +1,197 @@
+"""The ops of the sync job. Each is a thin call into :mod:`dicom_sync_dagster.cycle`."""
+
+
+import time
+
+import pandas as pd
+from dagster import Failure, In, MetadataValue, OpExecutionContext, Out, TableColumn, TableRecord, TableSchema, op
+
+from ..core.plan import MOVE
+from ..core.report import CycleSummary, Transfer, summarize, transfers_frame
+from ..core.window import Window
+from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
+from ..dicom import DicomError
+from ..settings import ConfigError
+from .config import SyncRunConfig
+from .resources import DicomNodeResource, SyncOptionsResource
+
+TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
+
+REPORT_COLUMNS = [
+    ("study_uid", "string"),
+    ("accession", "string"),
+    ("modality", "string"),
+    ("series_number", "int"),
+    ("series_description", "string"),
+    ("images", "int"),
+    ("outcome", "string"),
+    ("seconds", "float"),
+    ("error", "string"),
+]
+
+
+def _table(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> MetadataValue:
+    records = []
+    for row in frame.head(TABLE_ROWS).to_dict("records"):
+        records.append(
+            TableRecord({name: (None if pd.isna(row[name]) else row[name]) for name, _ in columns})
+        )
+    schema = TableSchema(columns=[TableColumn(name, kind) for name, kind in columns])
+    return MetadataValue.table(records, schema=schema)
+
+
+def _fail_on_dicom_error(exc: DicomError) -> Failure:
+    node = exc.node
+    return Failure(
+        description=str(exc),
+        metadata={"node": node.role, "ae_title": node.ae_title, "host": node.host, "port": node.port},
+    )
+
+
+@op(out=Out(Cycle, description="Validated settings, window and mode of this run."))
+def start_cycle(
+    context: OpExecutionContext,
+    config: SyncRunConfig,
+    remote_pacs: DicomNodeResource,
+    local_pacs: DicomNodeResource,
+    sync_options: SyncOptionsResource,
+) -> Cycle:
+    """Validate every setting and the run config before any network traffic."""
+    try:
+        settings = sync_options.settings(remote_pacs, local_pacs)
+        window = Window(config.reference(settings.zone), config.window_hours, settings.zone)
+        cycle = Cycle(settings, window, config.selection(), config.dry_run)
+    except (ConfigError, ValueError) as exc:
+        raise Failure(description=str(exc)) from None
+    context.add_output_metadata(
+        {
+            "remote": str(settings.remote),
+            "local": str(settings.local),
+            "move_destination": settings.destination,
+            "mode": cycle.selection.describe(),
+            "dry_run": cycle.dry_run,
+            "reference_time": window.reference.isoformat(timespec="seconds"),
+            "window_hours": window.hours,
+            "date_range": window.date_range_query,
+            "timezone": settings.timezone_name,
+        }
+    )
+    return cycle
+
+
+def _query(context: OpExecutionContext, cycle: Cycle, role: str) -> pd.DataFrame:
+    node = cycle.settings.remote if role == "remote" else cycle.settings.local
+    started = time.monotonic()
+    try:
+        studies = query_studies(cycle, node)
+    except DicomError as exc:
+        raise _fail_on_dicom_error(exc) from None
+    context.log.info(f"{node}: {len(studies)} studies dated {cycle.window.date_range_query}")
+    context.add_output_metadata(
+        {"studies": len(studies), "node": str(node), "seconds": round(time.monotonic() - started, 3)}
+    )
+    return studies
+
+
+@op(out=Out(pd.DataFrame, description="Remote studies dated yesterday to today."))
+def query_remote_studies(context: OpExecutionContext, cycle: Cycle) -> pd.DataFrame:
+    """C-FIND the remote PACS's studies of the date range (Study Root, STUDY level)."""
+    return _query(context, cycle, "remote")
+
+
+@op(out=Out(pd.DataFrame, description="Local studies dated yesterday to today."))
+def query_local_studies(context: OpExecutionContext, cycle: Cycle) -> pd.DataFrame:
+    """C-FIND the local PACS's studies of the date range. A dead local fails the run."""
+    return _query(context, cycle, "local")
+
+
+@op(ins={"remote_studies": In(pd.DataFrame), "local_studies": In(pd.DataFrame)}, out=Out(Plan))
+def plan_transfers(
+    context: OpExecutionContext, cycle: Cycle, remote_studies: pd.DataFrame, local_studies: pd.DataFrame
+) -> Plan:
+    """Window, diff down to series, select by mode: one row per series with its reason."""
+    try:
+        plan = plan_cycle(cycle, remote_studies, local_studies, context.log)
+    except DicomError as exc:
+        raise _fail_on_dicom_error(exc) from None
+    moves = plan.moves
+    context.add_output_metadata(
+        {
+            "windowed_studies": plan.windowed_studies,
+            "missing_studies": plan.missing_studies,
+            "series_planned": len(moves),
+            "images_planned": int(moves["remote_images"].fillna(0).sum()),
+            "reasons": MetadataValue.json(plan.rows["reason"].value_counts().to_dict()),
+            **{k: v for k, v in plan.queries.items()},
+            "plan": _table(
+                plan.rows.assign(images=plan.rows["remote_images"], outcome=plan.rows["reason"],
+                                 seconds=None, error=plan.rows["note"]),
+                REPORT_COLUMNS,
+            ),
+        }
+    )
+    return plan
+
+
+@op(out=Out(list, description="One record per planned series."))
+def move_series(context: OpExecutionContext, cycle: Cycle, plan: Plan) -> list[Transfer]:
+    """C-MOVE each planned series to the move destination and confirm it on the local PACS."""
+    if cycle.dry_run:
+        context.log.info(f"dry run: {len(plan.moves)} series planned, nothing moved")
+        return []
+    started = time.monotonic()
+    transfers = transfer(cycle, plan, context.log)
+    context.add_output_metadata(
+        {
+            "series_transferred": sum(t.transferred for t in transfers),
+            "series_failed": sum(not t.transferred for t in transfers),
+            "images_moved": sum(t.completed for t in transfers),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    )
+    return transfers
+
+
+def summary_for(
+    cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, plan: Plan, transfers: list[Transfer]
+) -> CycleSummary:
+    return summarize(
+        mode=cycle.selection.describe(),
+        dry_run=cycle.dry_run,
+        reference_time=cycle.window.reference.isoformat(timespec="seconds"),
+        date_range=cycle.window.date_range_query,
+        remote_studies=len(remote),
+        local_studies=len(local),
+        windowed_studies=plan.windowed_studies,
+        missing_studies=plan.missing_studies,
+        series_planned=int((plan.rows["action"] == MOVE).sum()),
+        transfers=transfers,
+        seconds=sum(t.seconds for t in transfers),
+    )
+
+
+@op(out=Out(CycleSummary))
+def report(
+    context: OpExecutionContext,
+    cycle: Cycle,
+    remote_studies: pd.DataFrame,
+    local_studies: pd.DataFrame,
+    plan: Plan,
+    transfers: list,
+) -> CycleSummary:
+    """Statistics and one row per planned series; fails the run when any series failed."""
+    summary = summary_for(cycle, remote_studies, local_studies, plan, transfers)
+    frame = transfers_frame(transfers)
+    metadata = {
+        **{k: v for k, v in summary.as_dict().items() if k not in ("mode",)},
+        "mode": summary.mode,
+        "transfers": _table(frame, REPORT_COLUMNS),
+    }
+    if not summary.ok:
+        failed = frame[~frame["transferred"]]
+        raise Failure(
+            description=f"{summary.series_failed} of {summary.series_planned} series not transferred",
+            metadata={**metadata, "failures": _table(failed, REPORT_COLUMNS)},
+        )
+    context.add_output_metadata(metadata)
+    return summary

@@ -1,0 +1,153 @@
+"""Throw-away PACS servers on loopback for tests and benchmarks: Orthanc and DCMTK's dcmqrscp.
+
+Each runs as a child process on free 127.0.0.1 ports with its storage in a folder of ours,
+and is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dicom.node import DicomNode
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {LOOPBACK}:{port} after {seconds}s")
+
+
+def stop_process(process: subprocess.Popen, seconds: float = 10.0) -> None:
+    """SIGTERM by PID, then SIGKILL if it lingers."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(seconds)
+
+
+@dataclass
+class Peer:
+    """An AE a server must know (to accept its queries or to send it a C-MOVE)."""
+
+    ae_title: str
+    port: int = 104  # never contacted for an SCU-only peer; servers want a number
+    host: str = LOOPBACK
+
+
+class OrthancServer:
+    """Debian's Orthanc with DICOM and REST on loopback."""
+
+    def __init__(self, folder: Path, ae_title: str, peers: list[Peer], port: int | None = None) -> None:
+        self.folder = folder
+        self.node = DicomNode(ae_title.lower(), ae_title, LOOPBACK, port or free_port())
+        self.http_port = free_port()
+        self.peers = peers
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> OrthancServer:
+        binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "Name": self.node.ae_title,
+            "StorageDirectory": str(self.folder / "storage"),
+            "IndexDirectory": str(self.folder / "storage"),
+            "DicomAet": self.node.ae_title,
+            "DicomPort": self.node.port,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomCheckCalledAet": True,
+            "DicomModalities": {p.ae_title.lower(): [p.ae_title, p.host, p.port] for p in self.peers},
+            "Plugins": [],
+            "StableAge": 1,
+        }
+        (self.folder / "orthanc.json").write_text(json.dumps(config, indent=2))
+        log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 - kept open for the child
+        env = {**os.environ, "TCP_NODELAY": "1"}  # else DCMTK leaves Nagle on: ~11 images/s
+        self.process = subprocess.Popen(
+            [binary, str(self.folder / "orthanc.json")], stdout=log, stderr=log, env=env
+        )
+        wait_for_port(self.node.port, self.process)
+        wait_for_port(self.http_port, self.process)
+        return self
+
+    def stop(self) -> None:
+        # Orthanc takes ~5 s to leave after SIGTERM (its DICOM server polls); the storage is
+        # throw-away, so give it a second and then SIGKILL.
+        if self.process:
+            stop_process(self.process, seconds=1.0)
+
+    def rest(self, path: str, body: bytes | None = None) -> object:
+        request = urllib.request.Request(f"http://{LOOPBACK}:{self.http_port}{path}", data=body)
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+            return json.loads(response.read() or b"null")
+
+    def series_instances(self, series_uid: str) -> int:
+        """How many instances of the series Orthanc holds (0 when none), via its REST API."""
+        found = self.rest("/tools/lookup", series_uid.encode())
+        ids = [item["ID"] for item in found if item["Type"] == "Series"]
+        return len(self.rest(f"/series/{ids[0]}")["Instances"]) if ids else 0
+
+    def instance_count(self) -> int:
+        return int(self.rest("/statistics")["CountInstances"])
+
+
+class DcmqrscpServer:
+    """DCMTK's dcmqrscp: a Q/R SCP that returns no NumberOf...RelatedInstances counts."""
+
+    def __init__(self, folder: Path, ae_title: str, peers: list[Peer]) -> None:
+        self.folder = folder
+        self.node = DicomNode(ae_title.lower(), ae_title, LOOPBACK, free_port())
+        self.peers = peers
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> DcmqrscpServer:
+        storage = self.folder / "db"
+        storage.mkdir(parents=True, exist_ok=True)
+        hosts = "\n".join(
+            f"{p.ae_title.lower()} = ({p.ae_title}, {p.host}, {p.port})" for p in self.peers
+        )
+        (self.folder / "dcmqrscp.cfg").write_text(
+            f"NetworkTCPPort = {self.node.port}\nMaxPDUSize = 65536\nMaxAssociations = 16\n"
+            f"HostTable BEGIN\n{hosts}\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
+            f"AETable BEGIN\n{self.node.ae_title} {storage} RW (500, 1024mb) ANY\nAETable END\n"
+        )
+        log = open(self.folder / "dcmqrscp.log", "ab")  # noqa: SIM115 - kept open for the child
+        self.process = subprocess.Popen(
+            ["dcmqrscp", "-c", str(self.folder / "dcmqrscp.cfg")],
+            stdout=log, stderr=log, env={**os.environ, "TCP_NODELAY": "1"},
+        )
+        wait_for_port(self.node.port, self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            stop_process(self.process)

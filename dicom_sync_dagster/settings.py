@@ -1,0 +1,181 @@
+"""Site settings from environment variables, validated before any network traffic.
+
+Every error names the variable and the value, so a typo in ``.env`` is found at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .dicom.node import DicomNode, Timeouts
+
+DEFAULT_CALLING_AE = "DICOMSYNC"
+
+CALLING_AE = "DICOM_SYNC_CALLING_AE"
+REMOTE_AE, REMOTE_HOST, REMOTE_PORT = "DICOM_SYNC_REMOTE_AE", "DICOM_SYNC_REMOTE_HOST", "DICOM_SYNC_REMOTE_PORT"
+LOCAL_AE, LOCAL_HOST, LOCAL_PORT = "DICOM_SYNC_LOCAL_AE", "DICOM_SYNC_LOCAL_HOST", "DICOM_SYNC_LOCAL_PORT"
+MOVE_DESTINATION = "DICOM_SYNC_MOVE_DESTINATION"
+TIMEZONE = "DICOM_SYNC_TIMEZONE"
+MODE = "DICOM_SYNC_MODE"
+IMAGE_LIMIT = "DICOM_SYNC_IMAGE_LIMIT"
+
+NODE_VARIABLES = {
+    "remote": (REMOTE_AE, REMOTE_HOST, REMOTE_PORT),
+    "local": (LOCAL_AE, LOCAL_HOST, LOCAL_PORT),
+}
+
+
+class ConfigError(ValueError):
+    """One or more settings are invalid; the message lists each variable and value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+def check_ae_title(variable: str, value: str | None) -> str:
+    """An AE title: 1-16 characters, no backslash or control characters, not only spaces."""
+    if value is None or value == "":
+        raise ConfigError([f"{variable} is not set (an AE title of 1-16 characters)"])
+    problem = ""
+    if len(value) > 16:
+        problem = f"is {len(value)} characters long; an AE title has at most 16"
+    elif "\\" in value:
+        problem = "contains a backslash"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+        problem = "contains a control character"
+    elif not value.strip():
+        problem = "is only spaces"
+    elif not value.isascii():
+        problem = "contains non-ASCII characters"
+    if problem:
+        raise ConfigError([f"{variable}={value!r} {problem}"])
+    return value.strip()
+
+
+def check_port(variable: str, value: str | int | None) -> int:
+    """A TCP port, 1-65535."""
+    if value is None or str(value).strip() == "":
+        raise ConfigError([f"{variable} is not set (a TCP port 1-65535)"])
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ConfigError([f"{variable}={value!r} is not a TCP port (a whole number 1-65535)"])
+    return int(text)
+
+
+def check_host(variable: str, value: str | None) -> str:
+    """A host name or address, not empty, without spaces."""
+    if value is None or not value.strip():
+        raise ConfigError([f"{variable} is not set (a host name or IP address)"])
+    if any(c.isspace() for c in value.strip()):
+        raise ConfigError([f"{variable}={value!r} contains white space"])
+    return value.strip()
+
+
+def machine_zone_name() -> str:
+    """The IANA name of this machine's zone (TZ, /etc/timezone, /etc/localtime), else 'UTC'."""
+    if os.environ.get("TZ"):
+        return os.environ["TZ"].lstrip(":")
+    etc_timezone = Path("/etc/timezone")
+    if etc_timezone.is_file() and etc_timezone.read_text().strip():
+        return etc_timezone.read_text().strip()
+    localtime = Path("/etc/localtime")
+    if localtime.is_symlink() and "zoneinfo/" in str(localtime.resolve()):
+        return str(localtime.resolve()).split("zoneinfo/", 1)[1]
+    return "UTC"
+
+
+def check_timezone(variable: str, value: str | None) -> tuple[str, tzinfo]:
+    """An IANA zone name such as ``Europe/Berlin``; empty means the machine's zone."""
+    name = (value or "").strip() or machine_zone_name()
+    try:
+        return name, ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError([f"{variable}={name!r} is not an IANA time zone (e.g. Europe/Berlin)"]) from None
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """Who talks to whom: the two nodes, our AE title, where moves go, the PACS's zone."""
+
+    remote: DicomNode
+    local: DicomNode
+    calling_ae: str = DEFAULT_CALLING_AE
+    move_destination: str = ""
+    timezone_name: str = "UTC"
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @property
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.timezone_name)
+
+    @property
+    def destination(self) -> str:
+        return self.move_destination or self.local.ae_title
+
+
+def _collect(problems: list[str], check, *args):
+    try:
+        return check(*args)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def node_from_values(role: str, ae_title: str | None, host: str | None, port: str | int | None) -> DicomNode:
+    """A validated node; errors name the ``DICOM_SYNC_<ROLE>_*`` variables."""
+    ae_var, host_var, port_var = NODE_VARIABLES[role]
+    problems: list[str] = []
+    ae = _collect(problems, check_ae_title, ae_var, ae_title)
+    checked_host = _collect(problems, check_host, host_var, host)
+    checked_port = _collect(problems, check_port, port_var, port)
+    if problems:
+        raise ConfigError(problems)
+    return DicomNode(role, ae, checked_host, checked_port)
+
+
+def settings_from_values(
+    *,
+    remote: tuple[str | None, str | None, str | int | None],
+    local: tuple[str | None, str | None, str | int | None],
+    calling_ae: str | None = None,
+    move_destination: str | None = None,
+    timezone: str | None = None,
+    timeouts: Timeouts | None = None,
+) -> SyncSettings:
+    """Validate every value, and report every bad one at once."""
+    problems: list[str] = []
+    nodes = [_collect(problems, node_from_values, role, *values) for role, values in
+             (("remote", remote), ("local", local))]
+    calling = _collect(problems, check_ae_title, CALLING_AE, calling_ae or DEFAULT_CALLING_AE)
+    destination = ""
+    if move_destination:
+        destination = _collect(problems, check_ae_title, MOVE_DESTINATION, move_destination) or ""
+    zone = _collect(problems, check_timezone, TIMEZONE, timezone)
+    if problems:
+        raise ConfigError(problems)
+    return SyncSettings(
+        remote=nodes[0],
+        local=nodes[1],
+        calling_ae=calling,
+        move_destination=destination,
+        timezone_name=zone[0],
+        timeouts=timeouts or Timeouts(),
+    )
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> SyncSettings:
+    """The settings from ``env`` (default: ``os.environ``)."""
+    env = os.environ if env is None else env
+    return settings_from_values(
+        remote=(env.get(REMOTE_AE), env.get(REMOTE_HOST), env.get(REMOTE_PORT)),
+        local=(env.get(LOCAL_AE), env.get(LOCAL_HOST), env.get(LOCAL_PORT)),
+        calling_ae=env.get(CALLING_AE),
+        move_destination=env.get(MOVE_DESTINATION),
+        timezone=env.get(TIMEZONE),
+    )

@@ -1,0 +1,98 @@
+"""Synthetic studies for tests, the demo and benchmarks, and a C-STORE to put them on a PACS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pynetdicom import AE
+
+from .dicom.node import DicomNode
+
+_PIXELS = bytes(range(64)) * 2  # 8x8, 16 bits
+
+
+@dataclass
+class SyntheticStudy:
+    """A study of ``series_sizes`` images per series, acquired at ``when`` (local wall time)."""
+
+    when: datetime
+    series_sizes: Sequence[int]
+    accession: str = ""
+    modality: str = "CT"
+    study_time: str | None = None  # overrides the TM written, e.g. "1230" or "" for none
+    tz_offset: str | None = None
+    patient_name: str = "SYNTHETIC^PATIENT"
+    study_uid: str = field(default_factory=generate_uid)
+    series_uids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        while len(self.series_uids) < len(self.series_sizes):
+            self.series_uids.append(generate_uid())
+
+    def datasets(self, series: Iterable[int] | None = None, images: int | None = None) -> list[Dataset]:
+        """The instances of the chosen series (all by default); ``images`` caps each series."""
+        indexes = range(len(self.series_sizes)) if series is None else series
+        out = []
+        for index in indexes:
+            count = self.series_sizes[index] if images is None else min(images, self.series_sizes[index])
+            out.extend(self._instance(index, number) for number in range(1, count + 1))
+        return out
+
+    def _instance(self, series_index: int, number: int) -> Dataset:
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID = SecondaryCaptureImageStorage
+        # Deterministic per (series, number), so a re-send is the same instance.
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=[self.series_uids[series_index], str(number)])
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.PatientName = self.patient_name
+        ds.PatientID = f"PID{self.study_uid[-6:]}"
+        ds.PatientBirthDate = "19700101"
+        ds.StudyInstanceUID = self.study_uid
+        ds.SeriesInstanceUID = self.series_uids[series_index]
+        ds.StudyDate = self.when.strftime("%Y%m%d")
+        ds.StudyTime = self.when.strftime("%H%M%S") if self.study_time is None else self.study_time
+        if self.tz_offset:
+            ds.TimezoneOffsetFromUTC = self.tz_offset
+        ds.AccessionNumber = self.accession
+        ds.StudyDescription = "Synthetic study"
+        ds.Modality = self.modality
+        ds.SeriesNumber = series_index + 1
+        ds.SeriesDescription = f"Series {series_index + 1} ({self.series_sizes[series_index]} images)"
+        ds.InstanceNumber = number
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.Rows = ds.Columns = 8
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 0
+        ds.PixelData = _PIXELS
+        return ds
+
+
+def store(node: DicomNode, datasets: Sequence[Dataset], calling_ae: str = "SEEDER") -> int:
+    """C-STORE ``datasets`` to ``node`` over one association; the number stored."""
+    ae = AE(ae_title=calling_ae)
+    ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
+    if not assoc.is_established:
+        raise RuntimeError(f"cannot associate with {node} to store")
+    stored = 0
+    try:
+        for ds in datasets:
+            status = assoc.send_c_store(ds)
+            if status and status.Status == 0x0000:
+                stored += 1
+            else:
+                raise RuntimeError(f"{node} did not store {ds.SOPInstanceUID}: {status}")
+    finally:
+        assoc.release()
+    return stored

@@ -1,0 +1,109 @@
+"""Fixtures: real DICOM servers (Orthanc, DCMTK's dcmqrscp) on free loopback ports.
+
+Without Orthanc/DCMTK installed these tests skip with a reason; with
+DICOM_SYNC_REQUIRE_SERVERS=1 (as .ci/run sets) they fail instead, so CI cannot go green
+without them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dicom_sync_dagster.dicom.node import DicomNode
+from dicom_sync_dagster.sandbox import DcmqrscpServer, OrthancServer, Peer, free_port
+from dicom_sync_dagster.synthetic import SyntheticStudy, store
+
+CALLING_AE = "DICOMSYNC"
+ZONE_NAME = "Europe/Berlin"
+ZONE = ZoneInfo(ZONE_NAME)
+
+
+def _require(binary: str, package: str) -> None:
+    if shutil.which(binary) or os.path.exists(f"/usr/sbin/{binary}"):
+        return
+    message = f"{binary} not installed (Debian package {package}); real-server tests need it"
+    if os.environ.get("DICOM_SYNC_REQUIRE_SERVERS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class Site:
+    """A remote and a local PACS, and the environment that points the tool at them."""
+
+    remote: OrthancServer | DcmqrscpServer
+    local: OrthancServer
+    reference: datetime
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DICOM_SYNC_CALLING_AE": CALLING_AE,
+            "DICOM_SYNC_REMOTE_AE": self.remote.node.ae_title,
+            "DICOM_SYNC_REMOTE_HOST": self.remote.node.host,
+            "DICOM_SYNC_REMOTE_PORT": str(self.remote.node.port),
+            "DICOM_SYNC_LOCAL_AE": self.local.node.ae_title,
+            "DICOM_SYNC_LOCAL_HOST": self.local.node.host,
+            "DICOM_SYNC_LOCAL_PORT": str(self.local.node.port),
+            "DICOM_SYNC_TIMEZONE": ZONE_NAME,
+        }
+
+    def ago(self, **delta: float) -> datetime:
+        """A wall-clock time in the PACS zone, ``delta`` before the reference time."""
+        return (self.reference.astimezone(ZONE) - timedelta(**delta)).replace(tzinfo=None)
+
+    def add_remote(self, study: SyntheticStudy) -> SyntheticStudy:
+        store(self.remote.node, study.datasets())
+        return study
+
+    def add_local(self, study: SyntheticStudy, series=None, images=None) -> None:
+        store(self.local.node, study.datasets(series, images))
+
+
+def _reference() -> datetime:
+    # Whole seconds: the run config carries it as ISO text.
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture
+def local_orthanc(tmp_path):
+    _require("Orthanc", "orthanc")
+    server = OrthancServer(tmp_path / "local", "LOCALPACS", [Peer(CALLING_AE)]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def site(tmp_path, local_orthanc) -> Site:
+    """Two Orthanc servers: REMOTEPACS moves to LOCALPACS."""
+    remote = OrthancServer(
+        tmp_path / "remote",
+        "REMOTEPACS",
+        [Peer(CALLING_AE), Peer(local_orthanc.node.ae_title, local_orthanc.node.port)],
+    ).start()
+    yield Site(remote, local_orthanc, _reference())
+    remote.stop()
+
+
+@pytest.fixture
+def dcmqrscp_site(tmp_path, local_orthanc) -> Site:
+    """DCMTK's dcmqrscp (no instance counts in its answers) as the remote."""
+    _require("dcmqrscp", "dcmtk")
+    remote = DcmqrscpServer(
+        tmp_path / "dcmqrscp",
+        "QRSCP",
+        [Peer(CALLING_AE), Peer(local_orthanc.node.ae_title, local_orthanc.node.port)],
+    ).start()
+    yield Site(remote, local_orthanc, _reference())
+    remote.stop()
+
+
+@pytest.fixture
+def closed_node() -> DicomNode:
+    """A loopback port nobody listens on."""
+    return DicomNode("remote", "NOBODY", "127.0.0.1", free_port())

@@ -1,0 +1,69 @@
+"""Running the sync job in-process against a test site."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, ExecuteInProcessResult
+
+from dicom_sync_dagster.core.report import Transfer
+from dicom_sync_dagster.definitions import defs
+from dicom_sync_dagster.orchestration.resources import DicomNodeResource, SyncOptionsResource
+
+
+def site_resources(env: dict[str, str], **options) -> dict[str, object]:
+    return {
+        "remote_pacs": DicomNodeResource(
+            role="remote",
+            ae_title=env["DICOM_SYNC_REMOTE_AE"],
+            host=env["DICOM_SYNC_REMOTE_HOST"],
+            port=env["DICOM_SYNC_REMOTE_PORT"],
+        ),
+        "local_pacs": DicomNodeResource(
+            role="local",
+            ae_title=env["DICOM_SYNC_LOCAL_AE"],
+            host=env["DICOM_SYNC_LOCAL_HOST"],
+            port=env["DICOM_SYNC_LOCAL_PORT"],
+        ),
+        "sync_options": SyncOptionsResource(
+            calling_ae=env["DICOM_SYNC_CALLING_AE"],
+            timezone=env["DICOM_SYNC_TIMEZONE"],
+            move_destination=env.get("DICOM_SYNC_MOVE_DESTINATION", ""),
+            **options,
+        ),
+    }
+
+
+def run_sync(site, instance: DagsterInstance | None = None, options=None, **config) -> ExecuteInProcessResult:
+    """Execute the dicom_sync job once with ``config`` for the start_cycle op."""
+    config.setdefault("reference_time", site.reference.isoformat())
+    job = defs.resolve_job_def("dicom_sync")
+    return job.execute_in_process(
+        run_config={"ops": {"start_cycle": {"config": config}}},
+        resources=site_resources(site.env(), **(options or {})),
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def plan_of(result: ExecuteInProcessResult):
+    return result.output_for_node("plan_transfers").rows
+
+
+def transfers_of(result: ExecuteInProcessResult) -> list[Transfer]:
+    return result.output_for_node("move_series")
+
+
+def moved_series(result: ExecuteInProcessResult) -> set[str]:
+    return {t.series_uid for t in transfers_of(result) if t.transferred}
+
+
+def report_metadata(result: ExecuteInProcessResult) -> dict[str, object]:
+    """The report op's metadata: from its output on success, from its failure otherwise."""
+    for event in result.all_node_events:
+        if event.node_name != "report":
+            continue
+        if event.event_type_value == "STEP_OUTPUT":
+            return {k: v.value for k, v in event.event_specific_data.metadata.items()}
+        if event.event_type_value == "STEP_FAILURE":
+            user = event.event_specific_data.user_failure_data
+            return {k: v.value for k, v in user.metadata.items()}
+    raise AssertionError("the report op emitted neither an output nor a failure")

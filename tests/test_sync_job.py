@@ -1,0 +1,218 @@
+"""The dicom_sync job end to end against two real Orthanc servers (and dcmqrscp as a remote)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dicom_sync_dagster.core import plan as P
+from dicom_sync_dagster.core import window as W
+from dicom_sync_dagster.synthetic import SyntheticStudy
+
+from .helpers import moved_series, plan_of, report_metadata, run_sync, transfers_of
+
+pytestmark = pytest.mark.servers
+
+
+def reasons(result, study: SyntheticStudy) -> dict[str, str]:
+    """series UID (or '' for a study-level row) -> reason, for one study."""
+    rows = plan_of(result)
+    rows = rows[rows["study_uid"] == study.study_uid]
+    return dict(zip(rows["series_uid"], rows["reason"], strict=True))
+
+
+def test_smallest_mode_moves_one_series_per_missing_study(site):
+    a = site.add_remote(SyntheticStudy(site.ago(hours=2), [5, 3, 7], accession="ACC-A"))
+    tie = site.add_remote(SyntheticStudy(site.ago(hours=3), [4, 4], accession="ACC-TIE"))
+    present = site.add_remote(SyntheticStudy(site.ago(hours=4), [2, 3], accession="ACC-HERE"))
+    site.add_local(present)
+    old = site.add_remote(SyntheticStudy(site.ago(days=3), [1], accession="ACC-OLD"))
+    late = site.add_remote(SyntheticStudy(site.ago(hours=12, minutes=10), [1], accession="ACC-OUT"))
+
+    result = run_sync(site)
+
+    assert result.success, result
+    assert moved_series(result) == {a.series_uids[1], tie.series_uids[0]}
+    assert site.local.series_instances(a.series_uids[1]) == 3
+    assert site.local.series_instances(tie.series_uids[0]) == 4
+    assert site.local.series_instances(tie.series_uids[1]) == 0
+    assert site.local.instance_count() == 5 + 3 + 4
+    assert reasons(result, a) == {
+        a.series_uids[0]: "not the smallest series",
+        a.series_uids[1]: P.REASON_MISSING,
+        a.series_uids[2]: "not the smallest series",
+    }
+    assert reasons(result, present) == {"": P.REASON_STUDY_COMPLETE}
+    assert reasons(result, late) == {"": P.REASON_OUTSIDE}
+    assert old.study_uid not in set(plan_of(result)["study_uid"])  # not in the date range at all
+
+    meta = report_metadata(result)
+    assert meta["remote_studies"] == 4
+    assert meta["local_studies"] == 1
+    assert meta["windowed_studies"] == 3
+    assert meta["missing_studies"] == 2
+    assert meta["series_planned"] == 2
+    assert meta["series_transferred"] == 2
+    assert meta["series_failed"] == 0
+    assert meta["images_moved"] == 7
+    rows = meta["transfers"].records
+    assert {r.data["accession"] for r in rows} == {"ACC-A", "ACC-TIE"}
+    assert {r.data["outcome"] for r in rows} == {"success"}
+
+    again = run_sync(site)
+    assert again.success
+    assert transfers_of(again) == []
+    assert report_metadata(again)["series_planned"] == 0
+
+
+def test_fewer_than_mode_moves_every_series_under_the_limit(site):
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [3, 5, 10, 1]))
+
+    result = run_sync(site, mode="fewer_than", image_limit=5)
+
+    assert result.success
+    assert moved_series(result) == {study.series_uids[0], study.series_uids[3]}
+    over = "over the limit: 5 images or more"
+    assert reasons(result, study)[study.series_uids[1]] == over
+    assert reasons(result, study)[study.series_uids[2]] == over
+    assert site.local.instance_count() == 4
+
+
+def test_all_mode_completes_a_study_and_a_series_partly_on_the_local(site):
+    study = site.add_remote(SyntheticStudy(site.ago(hours=5), [3, 4, 5]))
+    site.add_local(study, series=[0])  # the first series complete
+    site.add_local(study, series=[1], images=2)  # the second one half there
+
+    result = run_sync(site, mode="all")
+
+    assert result.success
+    assert moved_series(result) == {study.series_uids[1], study.series_uids[2]}
+    assert reasons(result, study) == {
+        study.series_uids[0]: P.REASON_COMPLETE,
+        study.series_uids[1]: P.REASON_INCOMPLETE,
+        study.series_uids[2]: P.REASON_MISSING,
+    }
+    for uid, size in zip(study.series_uids, [3, 4, 5], strict=True):
+        assert site.local.series_instances(uid) == size
+
+
+def test_window_edges_time_formats_and_offsets(site):
+    inside = site.add_remote(SyntheticStudy(site.ago(hours=11, minutes=50), [1]))
+    outside = site.add_remote(SyntheticStudy(site.ago(hours=12, minutes=10), [1]))
+    when = site.ago(hours=2)
+    hhmm = site.add_remote(SyntheticStudy(when, [1], study_time=when.strftime("%H%M")))
+    fraction = site.add_remote(SyntheticStudy(when, [1], study_time=when.strftime("%H%M%S.123456")))
+    no_time = site.add_remote(SyntheticStudy(site.ago(hours=30), [1], study_time=""))
+    bad_time = site.add_remote(SyntheticStudy(site.ago(hours=30), [1], study_time="2561"))
+    # 11 h before the reference in UTC-5 wall time: read in Europe/Berlin it would be 17 h old.
+    ny_wall = (site.reference - __import__("datetime").timedelta(hours=11)).astimezone(
+        __import__("datetime").timezone(__import__("datetime").timedelta(hours=-5))
+    ).replace(tzinfo=None)
+    offset = site.add_remote(SyntheticStudy(ny_wall, [1], tz_offset="-0500"))
+
+    result = run_sync(site, mode="all")
+
+    assert result.success
+    moved = moved_series(result)
+    for study in (inside, hhmm, fraction, no_time, bad_time, offset):
+        assert study.series_uids[0] in moved, study
+    assert outside.series_uids[0] not in moved
+    notes = plan_of(result).set_index("study_uid")["note"]
+    assert notes[no_time.study_uid] == W.TIME_MISSING
+    assert notes[bad_time.study_uid] == W.TIME_INVALID
+    assert notes[inside.study_uid] == ""
+
+
+def test_a_local_copy_with_another_date_is_not_missing(site):
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 2]))
+    relabelled = dataclasses.replace(study, when=site.ago(days=400))
+    site.add_local(relabelled)
+
+    result = run_sync(site, mode="all")
+
+    assert result.success
+    assert transfers_of(result) == []
+    assert reasons(result, study) == {"": P.REASON_STUDY_COMPLETE}
+
+
+def test_remote_without_instance_counts_is_counted_at_image_level(dcmqrscp_site):
+    site = dcmqrscp_site
+    missing = site.add_remote(SyntheticStudy(site.ago(hours=1), [4, 2, 3]))
+    partial = site.add_remote(SyntheticStudy(site.ago(hours=2), [2, 3]))
+    site.add_local(partial, series=[0])
+    complete = site.add_remote(SyntheticStudy(site.ago(hours=3), [2]))
+    site.add_local(complete)
+
+    result = run_sync(site, mode="all")
+
+    assert result.success, result
+    rows = plan_of(result).set_index("series_uid")
+    assert rows.loc[missing.series_uids[0], "remote_images"] == 4  # not 0: counted
+    assert moved_series(result) == {*missing.series_uids, partial.series_uids[1]}
+    assert reasons(result, complete) == {complete.series_uids[0]: P.REASON_COMPLETE}
+    assert site.local.instance_count() == 4 + 2 + 3 + 2 + 3 + 2
+
+
+def test_dry_run_plans_but_moves_nothing(site):
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 3]))
+
+    result = run_sync(site, mode="all", dry_run=True)
+
+    assert result.success
+    assert site.local.instance_count() == 0
+    assert set(plan_of(result)["action"]) == {P.MOVE}
+    meta = report_metadata(result)
+    assert meta["dry_run"] is True
+    assert meta["series_planned"] == 2
+    assert meta["series_transferred"] == 0
+    assert reasons(result, study)[study.series_uids[0]] == P.REASON_MISSING
+
+
+def test_failed_series_fail_the_run_after_all_were_tried(site, monkeypatch):
+    site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 3]))
+    env = site.env()
+    env["DICOM_SYNC_MOVE_DESTINATION"] = "NOWHERE"
+    monkeypatch.setattr(type(site), "env", lambda self: env)
+
+    result = run_sync(site, mode="all")
+
+    assert not result.success
+    transfers = transfers_of(result)
+    assert len(transfers) == 2  # the second series was tried after the first failed
+    assert all(not t.transferred and t.outcome == "failure" for t in transfers)
+    meta = report_metadata(result)
+    assert meta["series_failed"] == 2
+    assert len(meta["failures"].records) == 2
+    assert site.local.instance_count() == 0
+
+
+def test_a_dead_local_pacs_fails_the_run_instead_of_moving_everything(site):
+    site.add_remote(SyntheticStudy(site.ago(hours=1), [2]))
+    site.local.stop()
+
+    result = run_sync(site, mode="all")
+
+    assert not result.success
+    failure = next(e for e in result.all_node_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.node_name == "query_local_studies"
+    message = failure.event_specific_data.error.message
+    assert "local PACS LOCALPACS@127.0.0.1" in message and str(site.local.node.port) in message
+    assert "plan_transfers" not in {e.node_name for e in result.all_node_events}
+
+
+def test_a_bad_setting_stops_the_run_before_any_network_traffic(site, monkeypatch):
+    env = site.env()
+    env["DICOM_SYNC_REMOTE_PORT"] = "70000"
+    env["DICOM_SYNC_LOCAL_AE"] = "A\\B"
+    monkeypatch.setattr(type(site), "env", lambda self: env)
+
+    result = run_sync(site)
+
+    assert not result.success
+    failure = next(e for e in result.all_node_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.node_name == "start_cycle"
+    message = failure.event_specific_data.error.message
+    assert "DICOM_SYNC_REMOTE_PORT='70000'" in message
+    assert "DICOM_SYNC_LOCAL_AE='A\\\\B'" in message
+    assert {e.node_name for e in result.all_node_events} == {"start_cycle"}

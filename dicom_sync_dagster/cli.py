@@ -1,0 +1,192 @@
+"""`dicom-sync`: run the sync job from a terminal, check connections, open the UI.
+
+Runs go through the same Dagster job as the schedule, against the persistent Dagster
+instance, so they appear in the UI's run history too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from .settings import ConfigError, settings_from_env
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+INTERVAL_SECONDS = 60
+
+
+def load_dotenv(folder: Path) -> None:
+    """Read ``folder/.env`` like `dagster dev` does; variables already set win."""
+    env_file = folder / ".env"
+    if env_file.is_file():
+        for key, value in dotenv_values(env_file).items():
+            if value is not None:
+                os.environ.setdefault(key, value)
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, or this folder when it holds the project's dagster.yaml."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    here = Path.cwd()
+    if (here / "dagster.yaml").is_file():
+        os.environ["DAGSTER_HOME"] = str(here.resolve())
+        return here
+    raise ConfigError(
+        ["DAGSTER_HOME is not set and this folder has no dagster.yaml: run from the project "
+         "folder or set DAGSTER_HOME to an absolute path"]
+    )
+
+
+def _run_config(args: argparse.Namespace) -> dict[str, object]:
+    from .core.selection import Mode, Selection
+
+    config: dict[str, object] = {"mode": Mode.smallest.value, "dry_run": args.dry_run}
+    if args.all_series:
+        config["mode"] = Mode.all.value
+    elif args.min_images is not None:
+        config.update(mode=Mode.fewer_than.value, image_limit=args.min_images)
+    try:
+        Selection(Mode(config["mode"]), config.get("image_limit"))
+    except ValueError as exc:
+        raise ConfigError([f"--min-images={args.min_images!r}: {exc}"]) from None
+    if args.window_hours is not None:
+        if not args.window_hours > 0:
+            raise ConfigError([f"--window-hours={args.window_hours!r} must be > 0"])
+        config["window_hours"] = args.window_hours
+    return config
+
+
+def _failure_messages(result) -> list[str]:
+    messages = []
+    for event in result.all_node_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.event_specific_data.error
+            messages.append(f"{event.node_name}: {error.message.strip() if error else 'failed'}")
+    return messages
+
+
+def run_cycle(config: dict[str, object]) -> int:
+    """One run of the sync job; prints the seed-style summary; returns the exit code."""
+    from dagster import DagsterInstance
+
+    from .core.report import format_summary
+    from .definitions import defs
+    from .orchestration.ops import summary_for
+    from .orchestration.schedules import sync_in_progress
+
+    print(f"Starting sync cycle at {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
+    with DagsterInstance.get() as instance:
+        busy = sync_in_progress(instance)
+        if busy:
+            print(f"Skipped: a sync run is still in progress ({busy}).")
+            return EXIT_FAILED
+        result = defs.resolve_job_def("dicom_sync").execute_in_process(
+            run_config={
+                "ops": {"start_cycle": {"config": config}},
+                "loggers": {"console": {"config": {"log_level": "INFO"}}},
+            },
+            instance=instance,
+            raise_on_error=False,
+        )
+    print(f"Run {result.run_id} ({'success' if result.success else 'failed'})")
+    try:
+        cycle = result.output_for_node("start_cycle")
+        summary = summary_for(
+            cycle,
+            result.output_for_node("query_remote_studies"),
+            result.output_for_node("query_local_studies"),
+            result.output_for_node("plan_transfers"),
+            result.output_for_node("move_series"),
+        )
+        print(format_summary(summary))
+    except Exception:  # the run stopped before it had a plan: the failures say why
+        pass
+    for message in _failure_messages(result):
+        print(f"ERROR {message}", file=sys.stderr)
+    return EXIT_OK if result.success else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _run_config(args)
+    settings_from_env()  # fail on bad settings before touching Dagster or the network
+    ensure_dagster_home()
+    code = run_cycle(config)
+    while not args.once:
+        time.sleep(INTERVAL_SECONDS - time.time() % INTERVAL_SECONDS)
+        code = run_cycle(config)
+    return code
+
+
+def cmd_echo(args: argparse.Namespace) -> int:
+    from .dicom import DicomError, open_session
+
+    settings = settings_from_env()
+    code = EXIT_OK
+    for node in (settings.remote, settings.local):
+        started = time.monotonic()
+        try:
+            with open_session(node, settings.calling_ae, settings.timeouts) as session:
+                status = session.echo()
+            verdict = "OK" if status == 0 else f"answered with status 0x{status:04X}"
+            code = code if status == 0 else EXIT_FAILED
+            print(f"{node}: {verdict} ({(time.monotonic() - started) * 1000:.0f} ms)")
+        except DicomError as exc:
+            code = EXIT_FAILED
+            print(f"{node}: FAILED - {exc.reason}")
+    return code
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    command = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", "workspace.yaml"]
+    print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; {' '.join(command)}")
+    try:
+        return subprocess.call([sys.executable, "-m", "dagster", *command[1:]])
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="dicom-sync", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="sync now (and every 60 s unless --once)")
+    run.add_argument("--once", action="store_true", help="one cycle, then exit")
+    modes = run.add_mutually_exclusive_group()
+    modes.add_argument("--min-images", type=int, metavar="N", help="every series with < N images")
+    modes.add_argument("--all-series", action="store_true", help="every series")
+    run.add_argument("--window-hours", type=float, metavar="H", help="window length (default 12)")
+    run.add_argument("--dry-run", action="store_true", help="plan and report, move nothing")
+    run.set_defaults(handler=cmd_run)
+
+    echo = commands.add_parser("echo", help="C-ECHO both nodes")
+    echo.set_defaults(handler=cmd_echo)
+
+    ui = commands.add_parser("ui", help="start `dagster dev` on 127.0.0.1 with this project's instance")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=cmd_ui)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    load_dotenv(Path.cwd())
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("Stopped.")
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -39,8 +39,10 @@ def ensure_dagster_home() -> Path:
         os.environ["DAGSTER_HOME"] = str(here.resolve())
         return here
     raise ConfigError(
-        ["DAGSTER_HOME is not set and this folder has no dagster.yaml: run from the project "
-         "folder or set DAGSTER_HOME to an absolute path"]
+        [
+            "DAGSTER_HOME is not set and this folder has no dagster.yaml: run from the project "
+            "folder or set DAGSTER_HOME to an absolute path"
+        ]
     )
 
 
@@ -169,7 +171,9 @@ def parser() -> argparse.ArgumentParser:
     echo = commands.add_parser("echo", help="C-ECHO both nodes")
     echo.set_defaults(handler=cmd_echo)
 
-    ui = commands.add_parser("ui", help="start `dagster dev` on 127.0.0.1 with this project's instance")
+    ui = commands.add_parser(
+        "ui", help="start `dagster dev` on 127.0.0.1 with this project's instance"
+    )
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=cmd_ui)
     return top

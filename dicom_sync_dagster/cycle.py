@@ -28,8 +28,8 @@ from .dicom import (
     MoveResult,
     NodeUnreachable,
     open_session,
+    queries,
 )
-from .dicom import queries
 from .settings import SyncSettings
 
 UID_LIST_CHUNK = 100  # StudyInstanceUIDs per C-FIND by UID list
@@ -116,8 +116,11 @@ def plan_cycle(cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, log: Log
         rows=rows,
         windowed_studies=len(in_window),
         missing_studies=missing_study_count(classified, rows),
-        queries={"looked_up_by_uid": len(unseen), "remote_series_queries": len(remote_uids),
-                 "local_series_queries": len(local_uids)},
+        queries={
+            "looked_up_by_uid": len(unseen),
+            "remote_series_queries": len(remote_uids),
+            "local_series_queries": len(local_uids),
+        },
     )
 
 
@@ -169,13 +172,16 @@ def _progress_logger(log: Log, label: str) -> Callable[[int, int, int, int], Non
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_SECONDS:
             last[0] = now
-            log.info(f"{label}: {completed} done, {failed} failed, {warning} warnings, {remaining} left")
+            log.info(
+                f"{label}: {completed} done, {failed} failed, {warning} warnings, {remaining} left"
+            )
 
     return report
 
 
 def _label(row: pd.Series) -> str:
-    return f"series {row['series_number']} ({row['modality']}) of study {row['accession'] or row['study_uid']}"
+    study = row["accession"] or row["study_uid"]
+    return f"series {row['series_number']} ({row['modality']}) of study {study}"
 
 
 def transfer(cycle: Cycle, plan: Plan, log: Log) -> list[Transfer]:
@@ -197,7 +203,9 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> list[Transfer]:
                 if unreachable:
                     raise unreachable
                 result = remote.get().move_series(
-                    row["study_uid"], row["series_uid"], settings.destination,
+                    row["study_uid"],
+                    row["series_uid"],
+                    settings.destination,
                     _progress_logger(log, label),
                 )
             except DicomError as exc:
@@ -207,11 +215,15 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> list[Transfer]:
             local_images, error = None, result.message
             if result.outcome not in (MoveOutcome.UNREACHABLE, MoveOutcome.REJECTED):
                 try:
-                    local_images = local_series_images(local.get(), row["study_uid"], row["series_uid"])
+                    local_images = local_series_images(
+                        local.get(), row["study_uid"], row["series_uid"]
+                    )
                 except DicomError as exc:
                     error = f"{error}; could not confirm on local: {exc}".lstrip("; ")
             expected = row["remote_images"]
-            confirmed = local_images is not None and not pd.isna(expected) and local_images >= expected
+            confirmed = (
+                local_images is not None and not pd.isna(expected) and local_images >= expected
+            )
             if not confirmed and not error:
                 error = f"local has {local_images} of {expected} images after the move"
             results.append(
@@ -220,7 +232,9 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> list[Transfer]:
                     series_uid=row["series_uid"],
                     accession=row["accession"],
                     modality=row["modality"],
-                    series_number=None if pd.isna(row["series_number"]) else int(row["series_number"]),
+                    series_number=None
+                    if pd.isna(row["series_number"])
+                    else int(row["series_number"]),
                     series_description=row["series_description"],
                     images=None if pd.isna(expected) else int(expected),
                     outcome=result.outcome.value,
@@ -234,9 +248,11 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> list[Transfer]:
                 )
             )
             level = log.info if confirmed else log.warning
-            level(f"{label}: {result.outcome.value}, {result.completed} completed, "
-                  f"{result.failed} failed, {result.warning} warnings in {result.seconds:.1f}s"
-                  + ("" if confirmed else f" - NOT transferred: {error}"))
+            level(
+                f"{label}: {result.outcome.value}, {result.completed} completed, "
+                f"{result.failed} failed, {result.warning} warnings in {result.seconds:.1f}s"
+                + ("" if confirmed else f" - NOT transferred: {error}")
+            )
     finally:
         remote.close()
         local.close()

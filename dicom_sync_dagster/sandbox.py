@@ -33,7 +33,9 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20.0) -
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+            raise RuntimeError(
+                f"server exited with {process.returncode} before listening on {port}"
+            )
         try:
             with socket.create_connection((LOOPBACK, port), timeout=0.2):
                 return
@@ -65,7 +67,9 @@ class Peer:
 class OrthancServer:
     """Debian's Orthanc with DICOM and REST on loopback."""
 
-    def __init__(self, folder: Path, ae_title: str, peers: list[Peer], port: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, ae_title: str, peers: list[Peer], port: int | None = None
+    ) -> None:
         self.folder = folder
         self.node = DicomNode(ae_title.lower(), ae_title, LOOPBACK, port or free_port())
         self.http_port = free_port()
@@ -85,7 +89,9 @@ class OrthancServer:
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False,
             "DicomCheckCalledAet": True,
-            "DicomModalities": {p.ae_title.lower(): [p.ae_title, p.host, p.port] for p in self.peers},
+            "DicomModalities": {
+                p.ae_title.lower(): [p.ae_title, p.host, p.port] for p in self.peers
+            },
             "Plugins": [],
             "StableAge": 1,
         }
@@ -107,7 +113,7 @@ class OrthancServer:
 
     def rest(self, path: str, body: bytes | None = None) -> object:
         request = urllib.request.Request(f"http://{LOOPBACK}:{self.http_port}{path}", data=body)
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
     def series_instances(self, series_uid: str) -> int:
@@ -143,7 +149,9 @@ class DcmqrscpServer:
         log = open(self.folder / "dcmqrscp.log", "ab")  # noqa: SIM115 - kept open for the child
         self.process = subprocess.Popen(
             ["dcmqrscp", "-c", str(self.folder / "dcmqrscp.cfg")],
-            stdout=log, stderr=log, env={**os.environ, "TCP_NODELAY": "1"},
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "TCP_NODELAY": "1"},
         )
         wait_for_port(self.node.port, self.process)
         return self

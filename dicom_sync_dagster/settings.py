@@ -17,8 +17,16 @@ from .dicom.node import DicomNode, Timeouts
 DEFAULT_CALLING_AE = "DICOMSYNC"
 
 CALLING_AE = "DICOM_SYNC_CALLING_AE"
-REMOTE_AE, REMOTE_HOST, REMOTE_PORT = "DICOM_SYNC_REMOTE_AE", "DICOM_SYNC_REMOTE_HOST", "DICOM_SYNC_REMOTE_PORT"
-LOCAL_AE, LOCAL_HOST, LOCAL_PORT = "DICOM_SYNC_LOCAL_AE", "DICOM_SYNC_LOCAL_HOST", "DICOM_SYNC_LOCAL_PORT"
+REMOTE_AE, REMOTE_HOST, REMOTE_PORT = (
+    "DICOM_SYNC_REMOTE_AE",
+    "DICOM_SYNC_REMOTE_HOST",
+    "DICOM_SYNC_REMOTE_PORT",
+)
+LOCAL_AE, LOCAL_HOST, LOCAL_PORT = (
+    "DICOM_SYNC_LOCAL_AE",
+    "DICOM_SYNC_LOCAL_HOST",
+    "DICOM_SYNC_LOCAL_PORT",
+)
 MOVE_DESTINATION = "DICOM_SYNC_MOVE_DESTINATION"
 TIMEZONE = "DICOM_SYNC_TIMEZONE"
 MODE = "DICOM_SYNC_MODE"
@@ -96,7 +104,9 @@ def check_timezone(variable: str, value: str | None) -> tuple[str, tzinfo]:
     try:
         return name, ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError([f"{variable}={name!r} is not an IANA time zone (e.g. Europe/Berlin)"]) from None
+        raise ConfigError(
+            [f"{variable}={name!r} is not an IANA time zone (e.g. Europe/Berlin)"]
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,9 @@ def _collect(problems: list[str], check, *args):
         return None
 
 
-def node_from_values(role: str, ae_title: str | None, host: str | None, port: str | int | None) -> DicomNode:
+def node_from_values(
+    role: str, ae_title: str | None, host: str | None, port: str | int | None
+) -> DicomNode:
     """A validated node; errors name the ``DICOM_SYNC_<ROLE>_*`` variables."""
     ae_var, host_var, port_var = NODE_VARIABLES[role]
     problems: list[str] = []
@@ -150,8 +162,10 @@ def settings_from_values(
 ) -> SyncSettings:
     """Validate every value, and report every bad one at once."""
     problems: list[str] = []
-    nodes = [_collect(problems, node_from_values, role, *values) for role, values in
-             (("remote", remote), ("local", local))]
+    nodes = [
+        _collect(problems, node_from_values, role, *values)
+        for role, values in (("remote", remote), ("local", local))
+    ]
     calling = _collect(problems, check_ae_title, CALLING_AE, calling_ae or DEFAULT_CALLING_AE)
     destination = ""
     if move_destination:

@@ -33,12 +33,18 @@ class SyntheticStudy:
         while len(self.series_uids) < len(self.series_sizes):
             self.series_uids.append(generate_uid())
 
-    def datasets(self, series: Iterable[int] | None = None, images: int | None = None) -> list[Dataset]:
+    def datasets(
+        self, series: Iterable[int] | None = None, images: int | None = None
+    ) -> list[Dataset]:
         """The instances of the chosen series (all by default); ``images`` caps each series."""
         indexes = range(len(self.series_sizes)) if series is None else series
         out = []
         for index in indexes:
-            count = self.series_sizes[index] if images is None else min(images, self.series_sizes[index])
+            count = (
+                self.series_sizes[index]
+                if images is None
+                else min(images, self.series_sizes[index])
+            )
             out.extend(self._instance(index, number) for number in range(1, count + 1))
         return out
 
@@ -65,7 +71,9 @@ class SyntheticStudy:
         ds.StudyDescription = "Synthetic study"
         ds.Modality = self.modality
         ds.SeriesNumber = series_index + 1
-        ds.SeriesDescription = f"Series {series_index + 1} ({self.series_sizes[series_index]} images)"
+        ds.SeriesDescription = (
+            f"Series {series_index + 1} ({self.series_sizes[series_index]} images)"
+        )
         ds.InstanceNumber = number
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"

@@ -32,7 +32,9 @@ def site_resources(env: dict[str, str], **options) -> dict[str, object]:
     }
 
 
-def run_sync(site, instance: DagsterInstance | None = None, options=None, **config) -> ExecuteInProcessResult:
+def run_sync(
+    site, instance: DagsterInstance | None = None, options=None, **config
+) -> ExecuteInProcessResult:
     """Execute the dicom_sync job once with ``config`` for the start_cycle op."""
     config.setdefault("reference_time", site.reference.isoformat())
     job = defs.resolve_job_def("dicom_sync")

@@ -20,7 +20,11 @@ def dicom_sync(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Co
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
     return subprocess.run(
         [sys.executable, "-m", "dicom_sync_dagster.cli", *args],
-        env={**clean, **env}, cwd=cwd, capture_output=True, text=True, timeout=180,
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -35,8 +39,9 @@ def project(tmp_path) -> Path:
 
 @pytest.mark.servers
 def test_run_once_moves_reports_and_records_the_run(site, project):
-    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 3], accession="ACC-CLI",
-                                           patient_name="DOE^JANE"))
+    study = site.add_remote(
+        SyntheticStudy(site.ago(hours=1), [2, 3], accession="ACC-CLI", patient_name="DOE^JANE")
+    )
 
     done = dicom_sync(["run", "--once", "--all-series"], site.env(), project)
 
@@ -90,9 +95,14 @@ def test_echo_says_which_node_answered(site, project):
 
 
 def test_bad_configuration_exits_2_naming_variable_and_value(project):
-    env = {"DICOM_SYNC_REMOTE_AE": "R", "DICOM_SYNC_REMOTE_HOST": "127.0.0.1",
-           "DICOM_SYNC_REMOTE_PORT": "99999", "DICOM_SYNC_LOCAL_AE": "L",
-           "DICOM_SYNC_LOCAL_HOST": "127.0.0.1", "DICOM_SYNC_LOCAL_PORT": "104"}
+    env = {
+        "DICOM_SYNC_REMOTE_AE": "R",
+        "DICOM_SYNC_REMOTE_HOST": "127.0.0.1",
+        "DICOM_SYNC_REMOTE_PORT": "99999",
+        "DICOM_SYNC_LOCAL_AE": "L",
+        "DICOM_SYNC_LOCAL_HOST": "127.0.0.1",
+        "DICOM_SYNC_LOCAL_PORT": "104",
+    }
 
     done = dicom_sync(["run", "--once"], env, project)
 

@@ -106,9 +106,11 @@ def test_window_edges_time_formats_and_offsets(site):
     no_time = site.add_remote(SyntheticStudy(site.ago(hours=30), [1], study_time=""))
     bad_time = site.add_remote(SyntheticStudy(site.ago(hours=30), [1], study_time="2561"))
     # 11 h before the reference in UTC-5 wall time: read in Europe/Berlin it would be 17 h old.
-    ny_wall = (site.reference - __import__("datetime").timedelta(hours=11)).astimezone(
-        __import__("datetime").timezone(__import__("datetime").timedelta(hours=-5))
-    ).replace(tzinfo=None)
+    ny_wall = (
+        (site.reference - __import__("datetime").timedelta(hours=11))
+        .astimezone(__import__("datetime").timezone(__import__("datetime").timedelta(hours=-5)))
+        .replace(tzinfo=None)
+    )
     offset = site.add_remote(SyntheticStudy(ny_wall, [1], tz_offset="-0500"))
 
     result = run_sync(site, mode="all")

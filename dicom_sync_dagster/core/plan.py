@@ -77,8 +77,10 @@ def build_plan(
     study_info = classified.set_index("study_uid")
     study_rows = []
     for status, reason in ((None, REASON_OUTSIDE), (COMPLETE, REASON_STUDY_COMPLETE)):
-        chosen = ~classified["in_window"] if status is None else (
-            classified["in_window"] & (classified["status"] == status)
+        chosen = (
+            ~classified["in_window"]
+            if status is None
+            else (classified["in_window"] & (classified["status"] == status))
         )
         part = classified[chosen]
         study_rows.append(

@@ -48,11 +48,17 @@ class Selection:
             return pd.Series(True, index=series.index), pd.Series("", index=series.index)
         if self.mode is Mode.fewer_than:
             wanted = (images < self.image_limit).fillna(False).astype(bool)
-            why = pd.Series(f"over the limit: {self.image_limit} images or more", index=series.index)
+            why = pd.Series(
+                f"over the limit: {self.image_limit} images or more", index=series.index
+            )
             return wanted, why.where(~wanted, "")
         # smallest: fewest images, ties to the lowest SeriesNumber, then to the UID for stability.
-        ranked = series.assign(_images=images.fillna(2**62), _number=series["series_number"].fillna(2**62))
-        ranked = ranked.sort_values(["study_uid", "_images", "_number", "series_uid"], kind="stable")
+        ranked = series.assign(
+            _images=images.fillna(2**62), _number=series["series_number"].fillna(2**62)
+        )
+        ranked = ranked.sort_values(
+            ["study_uid", "_images", "_number", "series_uid"], kind="stable"
+        )
         first = ranked.groupby("study_uid", sort=False).head(1).index
         wanted = pd.Series(series.index.isin(first), index=series.index)
         why = pd.Series("not the smallest series", index=series.index)

@@ -78,8 +78,10 @@ class DicomSession:
                 return matches
             category = code_to_category(code)
             raise QueryFailed(
-                self.node, f"C-FIND ended with 0x{code:04X} ({category}) after {len(matches)} matches "
-                f"in {last - started:.1f}s", code
+                self.node,
+                f"C-FIND ended with 0x{code:04X} ({category}) after {len(matches)} matches "
+                f"in {last - started:.1f}s",
+                code,
             )
         raise self._lost("C-FIND", last)
 
@@ -104,9 +106,15 @@ class DicomSession:
         for status, _ in responses:
             if "Status" not in status:
                 error = self._lost("C-MOVE", last)
-                outcome = MoveOutcome.TIMEOUT if isinstance(error, DimseTimeout) else MoveOutcome.ABORTED
+                outcome = (
+                    MoveOutcome.TIMEOUT if isinstance(error, DimseTimeout) else MoveOutcome.ABORTED
+                )
                 return MoveResult(
-                    outcome, None, message=error.reason, seconds=time.monotonic() - started, **counts
+                    outcome,
+                    None,
+                    message=error.reason,
+                    seconds=time.monotonic() - started,
+                    **counts,
                 )
             last = time.monotonic()
             for key, keyword in (
@@ -122,7 +130,12 @@ class DicomSession:
                 counts["remaining"] = 0
             if code in _PENDING:
                 if on_progress:
-                    on_progress(counts["completed"], counts["failed"], counts["warning"], counts["remaining"])
+                    on_progress(
+                        counts["completed"],
+                        counts["failed"],
+                        counts["warning"],
+                        counts["remaining"],
+                    )
                 continue
             outcome = outcome_for_status(code)
             if outcome is MoveOutcome.SUCCESS and counts["failed"]:
@@ -134,15 +147,21 @@ class DicomSession:
                 outcome, code, message=message, seconds=time.monotonic() - started, **counts
             )
         error = self._lost("C-MOVE", last)
-        return MoveResult(MoveOutcome.ABORTED, None, message=error.reason,
-                          seconds=time.monotonic() - started, **counts)
+        return MoveResult(
+            MoveOutcome.ABORTED,
+            None,
+            message=error.reason,
+            seconds=time.monotonic() - started,
+            **counts,
+        )
 
     def _lost(self, what: str, last_response: float) -> DicomError:
         """The error for a response that never came: a DIMSE timeout or an abort."""
         waited = time.monotonic() - last_response
         if self.timeouts.dimse and waited >= self.timeouts.dimse * 0.95:
             return DimseTimeout(
-                self.node, f"{what}: no response within the DIMSE timeout of {self.timeouts.dimse:g}s"
+                self.node,
+                f"{what}: no response within the DIMSE timeout of {self.timeouts.dimse:g}s",
             )
         return AssociationAborted(self.node, f"{what}: association aborted or answer invalid")
 
@@ -166,8 +185,11 @@ def _connect_error(node: DicomNode, timeouts: Timeouts) -> str:
 
 
 @contextmanager
-def open_session(node: DicomNode, calling_ae: str, timeouts: Timeouts = Timeouts()) -> Iterator[DicomSession]:
+def open_session(
+    node: DicomNode, calling_ae: str, timeouts: Timeouts | None = None
+) -> Iterator[DicomSession]:
     """Associate with ``node`` as ``calling_ae``; release (or abort) on exit, whatever happens."""
+    timeouts = timeouts or Timeouts()
     _check_resolvable(node)
     ae = AE(ae_title=calling_ae)
     ae.connection_timeout = timeouts.connect
@@ -189,7 +211,8 @@ def open_session(node: DicomNode, calling_ae: str, timeouts: Timeouts = Timeouts
             raise NodeUnreachable(node, reason)
         raise AssociationAborted(
             node,
-            f"association aborted during set-up (calling AE {calling_ae!r} may be unknown to the peer)",
+            f"association aborted during set-up (calling AE {calling_ae!r} may be unknown "
+            "to the peer)",
         )
     sock = assoc.dul.socket.socket if assoc.dul.socket else None
     if sock is not None:  # pynetdicom leaves Nagle on: small requests then wait on delayed ACKs

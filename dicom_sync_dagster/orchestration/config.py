@@ -1,6 +1,5 @@
 """Run configuration of the sync job, as chosen in the Launchpad."""
 
-
 from datetime import datetime, timezone, tzinfo
 
 from dagster import Config

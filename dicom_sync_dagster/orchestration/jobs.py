@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dagster import in_process_executor, job
 
-from .ops import move_series, plan_transfers, query_local_studies, query_remote_studies, report, start_cycle
+from .ops import (
+    move_series,
+    plan_transfers,
+    query_local_studies,
+    query_remote_studies,
+    report,
+    start_cycle,
+)
 
 SYNC_JOB = "dicom_sync"
 CONCURRENCY_TAG = "dicom-sync/job"  # dagster.yaml allows one queued run per value at a time

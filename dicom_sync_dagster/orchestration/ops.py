@@ -1,10 +1,19 @@
 """The ops of the sync job. Each is a thin call into :mod:`dicom_sync_dagster.cycle`."""
 
-
 import time
 
 import pandas as pd
-from dagster import Failure, In, MetadataValue, OpExecutionContext, Out, TableColumn, TableRecord, TableSchema, op
+from dagster import (
+    Failure,
+    In,
+    MetadataValue,
+    OpExecutionContext,
+    Out,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    op,
+)
 
 from ..core.plan import MOVE
 from ..core.report import CycleSummary, Transfer, summarize, transfers_frame
@@ -44,7 +53,12 @@ def _fail_on_dicom_error(exc: DicomError) -> Failure:
     node = exc.node
     return Failure(
         description=str(exc),
-        metadata={"node": node.role, "ae_title": node.ae_title, "host": node.host, "port": node.port},
+        metadata={
+            "node": node.role,
+            "ae_title": node.ae_title,
+            "host": node.host,
+            "port": node.port,
+        },
     )
 
 
@@ -88,7 +102,11 @@ def _query(context: OpExecutionContext, cycle: Cycle, role: str) -> pd.DataFrame
         raise _fail_on_dicom_error(exc) from None
     context.log.info(f"{node}: {len(studies)} studies dated {cycle.window.date_range_query}")
     context.add_output_metadata(
-        {"studies": len(studies), "node": str(node), "seconds": round(time.monotonic() - started, 3)}
+        {
+            "studies": len(studies),
+            "node": str(node),
+            "seconds": round(time.monotonic() - started, 3),
+        }
     )
     return studies
 
@@ -107,7 +125,10 @@ def query_local_studies(context: OpExecutionContext, cycle: Cycle) -> pd.DataFra
 
 @op(ins={"remote_studies": In(pd.DataFrame), "local_studies": In(pd.DataFrame)}, out=Out(Plan))
 def plan_transfers(
-    context: OpExecutionContext, cycle: Cycle, remote_studies: pd.DataFrame, local_studies: pd.DataFrame
+    context: OpExecutionContext,
+    cycle: Cycle,
+    remote_studies: pd.DataFrame,
+    local_studies: pd.DataFrame,
 ) -> Plan:
     """Window, diff down to series, select by mode: one row per series with its reason."""
     try:
@@ -124,8 +145,12 @@ def plan_transfers(
             "reasons": MetadataValue.json(plan.rows["reason"].value_counts().to_dict()),
             **{k: v for k, v in plan.queries.items()},
             "plan": _table(
-                plan.rows.assign(images=plan.rows["remote_images"], outcome=plan.rows["reason"],
-                                 seconds=None, error=plan.rows["note"]),
+                plan.rows.assign(
+                    images=plan.rows["remote_images"],
+                    outcome=plan.rows["reason"],
+                    seconds=None,
+                    error=plan.rows["note"],
+                ),
                 REPORT_COLUMNS,
             ),
         }
@@ -190,7 +215,9 @@ def report(
     if not summary.ok:
         failed = frame[~frame["transferred"]]
         raise Failure(
-            description=f"{summary.series_failed} of {summary.series_planned} series not transferred",
+            description=(
+                f"{summary.series_failed} of {summary.series_planned} series not transferred"
+            ),
             metadata={**metadata, "failures": _table(failed, REPORT_COLUMNS)},
         )
     context.add_output_metadata(metadata)

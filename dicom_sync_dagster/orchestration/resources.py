@@ -4,7 +4,6 @@ Values are kept as text and validated by :mod:`dicom_sync_dagster.settings`, so 
 stops the run with an error naming the environment variable and the value.
 """
 
-
 import os
 
 from dagster import ConfigurableResource, EnvVar
@@ -38,7 +37,9 @@ class DicomNodeResource(ConfigurableResource):
 class SyncOptionsResource(ConfigurableResource):
     """How this tool talks to both nodes."""
 
-    calling_ae: str = Field(default=DEFAULT_CALLING_AE, description="AE title this tool uses as SCU.")
+    calling_ae: str = Field(
+        default=DEFAULT_CALLING_AE, description="AE title this tool uses as SCU."
+    )
     move_destination: str = Field(
         default="", description="AE title the remote sends C-MOVEs to; empty: the local AE title."
     )

@@ -1,6 +1,5 @@
 """Every minute, unless a sync run is still going."""
 
-
 import os
 
 from dagster import (
@@ -49,7 +48,9 @@ def mode_config_from_env(env=os.environ) -> dict[str, object]:
     config: dict[str, object] = {"mode": mode.value}
     if mode is Mode.fewer_than:
         if not limit_text.isdigit() or int(limit_text) < 1:
-            raise ValueError(f"{IMAGE_LIMIT}={limit_text!r} must be a whole number >= 1 for mode fewer_than")
+            raise ValueError(
+                f"{IMAGE_LIMIT}={limit_text!r} must be a whole number >= 1 for mode fewer_than"
+            )
         config["image_limit"] = int(limit_text)
         Selection(mode, int(limit_text))
     return config

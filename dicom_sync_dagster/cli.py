@@ -155,6 +155,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import default_ui_port, run_demo
+
+    folder = Path(args.folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return run_demo(folder, args.port or default_ui_port())
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="dicom-sync", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -170,6 +178,11 @@ def parser() -> argparse.ArgumentParser:
 
     echo = commands.add_parser("echo", help="C-ECHO both nodes")
     echo.set_defaults(handler=cmd_echo)
+
+    demo = commands.add_parser("demo", help="two demo PACS + the Dagster UI, no PACS of your own")
+    demo.add_argument("--port", type=int, default=0, help="UI port (default 3000 or a free one)")
+    demo.add_argument("--folder", default=".demo", help="where the demo keeps everything")
+    demo.set_defaults(handler=cmd_demo)
 
     ui = commands.add_parser(
         "ui", help="start `dagster dev` on 127.0.0.1 with this project's instance"

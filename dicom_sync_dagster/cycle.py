@@ -27,6 +27,7 @@ from .dicom import (
     MoveOutcome,
     MoveResult,
     NodeUnreachable,
+    QueryFailed,
     open_session,
     queries,
 )
@@ -70,11 +71,18 @@ def query_studies(cycle: Cycle, node: DicomNode) -> pd.DataFrame:
 
 
 def lookup_studies(session: DicomSession, uids: list[str]) -> pd.DataFrame:
-    """Studies by StudyInstanceUID, whatever their date (UID list matching, in chunks)."""
+    """Studies by StudyInstanceUID, whatever their date: UID list matching in chunks, or one
+    UID per query for servers that refuse lists (pynetdicom's qrscp answers 0xC320)."""
     rows = []
     for start in range(0, len(uids), UID_LIST_CHUNK):
         chunk = uids[start : start + UID_LIST_CHUNK]
-        rows += [queries.study_row(ds) for ds in session.find(queries.studies_by_uid(chunk))]
+        try:
+            answers = session.find(queries.studies_by_uid(chunk))
+        except QueryFailed:
+            if len(chunk) == 1:
+                raise
+            answers = [ds for uid in chunk for ds in session.find(queries.studies_by_uid([uid]))]
+        rows += [queries.study_row(ds) for ds in answers]
     return study_frame(rows)
 
 
@@ -84,12 +92,12 @@ def list_series(session: DicomSession, study_uids: list[str]) -> pd.DataFrame:
     rows = []
     for uid in study_uids:
         for ds in session.find(queries.series_of_study(uid)):
-            row = queries.series_row(ds)
-            row["study_uid"] = row["study_uid"] or uid
-            if row["images"] is None and row["series_uid"]:
-                row["images"] = session.count_instances(uid, str(row["series_uid"]))
-            rows.append(row)
-    return series_frame(rows)
+            rows.append({**queries.series_row(ds), "study_uid": uid})
+    series = series_frame(rows)  # one row per series, even when a server repeats answers
+    for index in series.index[series["images"].isna()]:
+        study_uid, series_uid = series.at[index, "study_uid"], series.at[index, "series_uid"]
+        series.at[index, "images"] = session.count_instances(study_uid, series_uid)
+    return series
 
 
 def plan_cycle(cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, log: Log) -> Plan:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -154,6 +155,46 @@ class DcmqrscpServer:
             env={**os.environ, "TCP_NODELAY": "1"},
         )
         wait_for_port(self.node.port, self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            stop_process(self.process)
+
+
+class QrscpServer:
+    """pynetdicom's own qrscp app (pure Python, SQLite): a PACS wherever pip works."""
+
+    def __init__(
+        self, folder: Path, ae_title: str, peers: list[Peer], port: int | None = None
+    ) -> None:
+        self.folder = folder
+        self.node = DicomNode(ae_title.lower(), ae_title, LOOPBACK, port or free_port())
+        self.peers = peers
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> QrscpServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        destinations = "".join(
+            f"[{p.ae_title}]\n    address: {p.host}\n    port: {p.port}\n" for p in self.peers
+        )
+        (self.folder / "qrscp.ini").write_text(
+            "[DEFAULT]\n"
+            f"    ae_title: {self.node.ae_title}\n    port: {self.node.port}\n"
+            "    max_pdu: 16382\n    acse_timeout: 30\n    dimse_timeout: 30\n"
+            f"    network_timeout: 60\n    bind_address: {LOOPBACK}\n"
+            f"    instance_location: {(self.folder / 'instances').resolve()}\n"
+            f"    database_location: {(self.folder / 'instances.sqlite').resolve()}\n"
+            "    log_identifier: False\n" + destinations
+        )
+        log = open(self.folder / "qrscp.log", "ab")  # noqa: SIM115 - kept open for the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pynetdicom", "qrscp", "-c", str(self.folder / "qrscp.ini")],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        wait_for_port(self.node.port, self.process, seconds=60)
         return self
 
     def stop(self) -> None:

@@ -71,7 +71,7 @@ def check_port(variable: str, value: str | int | None) -> int:
     if value is None or str(value).strip() == "":
         raise ConfigError([f"{variable} is not set (a TCP port 1-65535)"])
     text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise ConfigError([f"{variable}={value!r} is not a TCP port (a whole number 1-65535)"])
     return int(text)
 
@@ -100,13 +100,18 @@ def machine_zone_name() -> str:
 
 def check_timezone(variable: str, value: str | None) -> tuple[str, tzinfo]:
     """An IANA zone name such as ``Europe/Berlin``; empty means the machine's zone."""
-    name = (value or "").strip() or machine_zone_name()
+    name = (value or "").strip()
+    problem = f"{variable}={name!r} is not an IANA time zone (e.g. Europe/Berlin)"
+    if not name:
+        name = machine_zone_name()
+        problem = (
+            f"{variable} is not set and this machine's zone {name!r} is not an IANA time zone; "
+            "set it, e.g. Europe/Berlin"
+        )
     try:
         return name, ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            [f"{variable}={name!r} is not an IANA time zone (e.g. Europe/Berlin)"]
-        ) from None
+        raise ConfigError([problem]) from None
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,12 @@ def parse_utc_offset(value: str | None) -> timezone | None:
     if not match:
         return None
     sign, hours, minutes = match.groups()
-    if int(hours) > 14 or int(minutes) > 59:
-        return None
     delta = timedelta(hours=int(hours), minutes=int(minutes))
-    return timezone(-delta if sign == "-" else delta)
+    delta = -delta if sign == "-" else delta
+    # DICOM allows -1200 to +1400.
+    if int(minutes) > 59 or not timedelta(hours=-12) <= delta <= timedelta(hours=14):
+        return None
+    return timezone(delta)
 
 
 def format_da(day: date) -> str:

@@ -35,7 +35,7 @@ def make_frame(rows: Iterable[Mapping[str, object]], columns: list[str]) -> pd.D
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     for column in frame.columns.difference(_INTEGER_COLUMNS):
-        frame[column] = frame[column].fillna("").astype(str)
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
     return frame
 
 

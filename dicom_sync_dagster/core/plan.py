@@ -63,84 +63,90 @@ def needs_series_query(classified: pd.DataFrame) -> tuple[list[str], list[str]]:
     return remote, local
 
 
-def build_plan(
-    classified: pd.DataFrame,
-    remote_series: pd.DataFrame,
-    local_series: pd.DataFrame,
-    selection: Selection,
-) -> pd.DataFrame:
-    """One row per series of each windowed study (one per study where no series were listed).
-
-    Every mode moves only series that are not complete on the local PACS: a study partly
-    there gets completed, and a series that failed last time is picked again.
-    """
-    study_info = classified.set_index("study_uid")
-    study_rows = []
-    for status, reason in ((None, REASON_OUTSIDE), (COMPLETE, REASON_STUDY_COMPLETE)):
-        chosen = (
-            ~classified["in_window"]
-            if status is None
-            else (classified["in_window"] & (classified["status"] == status))
-        )
-        part = classified[chosen]
-        study_rows.append(
-            pd.DataFrame(
-                {
-                    "study_uid": part["study_uid"],
-                    "remote_images": part["images"],
-                    "local_images": part["local_images"],
-                    "action": SKIP,
-                    "reason": reason,
-                }
-            )
-        )
-
-    wanted_uids = set(needs_series_query(classified)[0])
-    series = remote_series[remote_series["study_uid"].isin(wanted_uids)].copy()
-    listed = set(series["study_uid"])
-    unlisted = [uid for uid in needs_series_query(classified)[0] if uid not in listed]
-    study_rows.append(
-        pd.DataFrame({"study_uid": unlisted, "action": SKIP, "reason": REASON_NO_SERIES})
+def _study_rows(studies: pd.DataFrame, reason: str) -> pd.DataFrame:
+    """One row for a whole study that needs no series-level look."""
+    return pd.DataFrame(
+        {
+            "study_uid": studies["study_uid"],
+            "remote_images": studies["images"],
+            "local_images": studies["local_images"],
+            "action": SKIP,
+            "reason": reason,
+        }
     )
 
+
+def _series_rows(
+    series: pd.DataFrame, local_series: pd.DataFrame, selection: Selection
+) -> pd.DataFrame:
+    """Each remote series with its local count, decision and reason."""
     local_counts = local_series.set_index(["study_uid", "series_uid"])["images"]
     keys = pd.MultiIndex.from_frame(series[["study_uid", "series_uid"]])
     local_images = pd.Series(local_counts.reindex(keys).to_numpy(), index=series.index)
-    series["local_images"] = local_images.fillna(0).astype("Int64")
-    complete = (series["local_images"] >= series["images"]).fillna(False).astype(bool)
+    local_images = local_images.fillna(0).astype("Int64")
+    images = series["images"]
+    complete = (local_images >= images).fillna(False).astype(bool)
+    empty = (images == 0).fillna(False).astype(bool)
     wanted, why_not = selection.wanted(series)
-    empty = (series["images"] == 0).fillna(False).astype(bool)
     move = wanted & ~complete & ~empty
-    partial = series["local_images"] > 0
 
     reason = why_not.copy()
     reason[wanted & complete] = REASON_COMPLETE
     reason[wanted & empty] = REASON_EMPTY
-    reason[move & ~partial] = REASON_MISSING
-    reason[move & partial] = REASON_INCOMPLETE
-    series_rows = pd.DataFrame(
+    reason[move & (local_images == 0)] = REASON_MISSING
+    reason[move & (local_images > 0)] = REASON_INCOMPLETE
+    return pd.DataFrame(
         {
             "study_uid": series["study_uid"],
             "series_uid": series["series_uid"],
             "modality": series["modality"],
             "series_number": series["series_number"],
             "series_description": series["description"],
-            "remote_images": series["images"],
-            "local_images": series["local_images"],
+            "remote_images": images,
+            "local_images": local_images,
             "action": move.map({True: MOVE, False: SKIP}),
             "reason": reason,
         }
     )
 
-    plan = pd.concat([series_rows, *study_rows], ignore_index=True)
-    plan["accession"] = plan["study_uid"].map(study_info["accession"]).fillna("")
-    plan["study_datetime"] = plan["study_uid"].map(study_info["study_datetime"])
-    plan["note"] = plan["study_uid"].map(study_info["window_note"]).fillna("")
-    for column in ("series_uid", "modality", "series_description"):
-        plan[column] = plan[column].fillna("")
+
+def build_plan(
+    classified: pd.DataFrame,
+    remote_series: pd.DataFrame,
+    local_series: pd.DataFrame,
+    selection: Selection,
+) -> pd.DataFrame:
+    """One row per series of each windowed study that needed a look; one row per other study.
+
+    Every mode moves only series that are not complete on the local PACS: a study partly
+    there gets completed, and a series that failed last time is picked again.
+    """
+    in_window = classified["in_window"]
+    examined = needs_series_query(classified)[0]
+    series = remote_series[remote_series["study_uid"].isin(examined)]
+    listed = set(series["study_uid"])
+    parts = [
+        _series_rows(series, local_series, selection),
+        _study_rows(classified[~in_window], REASON_OUTSIDE),
+        _study_rows(
+            classified[in_window & (classified["status"] == COMPLETE)], REASON_STUDY_COMPLETE
+        ),
+        _study_rows(
+            classified[classified["study_uid"].isin(set(examined) - listed)], REASON_NO_SERIES
+        ),
+    ]
+    parts = [p for p in parts if not p.empty] or [pd.DataFrame(columns=PLAN_COLUMNS)]
+    plan = pd.concat(parts, ignore_index=True)
+    plan = plan.reindex(columns=PLAN_COLUMNS)
+    study_info = classified.set_index("study_uid")
+    per_study = study_info.reindex(plan["study_uid"])
+    plan["accession"] = per_study["accession"].fillna("").astype(str).to_numpy()
+    plan["study_datetime"] = pd.to_datetime(per_study["study_datetime"], utc=True).to_numpy()
+    plan["note"] = per_study["window_note"].fillna("").astype(str).to_numpy()
+    for column in ("series_uid", "modality", "series_description", "action", "reason"):
+        plan[column] = plan[column].astype(object).where(plan[column].notna(), "").astype(str)
     for column in ("series_number", "remote_images", "local_images"):
-        plan[column] = plan[column].astype("Int64")
-    plan = plan[PLAN_COLUMNS]
+        plan[column] = pd.to_numeric(plan[column]).astype("Int64")
     return plan.sort_values(
         ["action", "study_datetime", "study_uid", "series_number"],
         ascending=[True, False, True, True],

@@ -52,7 +52,9 @@ class Selection:
                 f"over the limit: {self.image_limit} images or more", index=series.index
             )
             return wanted, why.where(~wanted, "")
-        # smallest: fewest images, ties to the lowest SeriesNumber, then to the UID for stability.
+        # smallest: fewest images (empty series last: nothing to move), ties to the lowest
+        # SeriesNumber, then to the UID for stability.
+        images = images.where(images != 0)
         ranked = series.assign(
             _images=images.fillna(2**62), _number=series["series_number"].fillna(2**62)
         )

@@ -31,7 +31,8 @@ class Window:
 
     @property
     def start(self) -> datetime:
-        return self.reference - timedelta(hours=self.hours)
+        # In UTC: aware arithmetic in a zone would count wall-clock hours across DST changes.
+        return self.reference.astimezone(timezone.utc) - timedelta(hours=self.hours)
 
     @property
     def date_range(self) -> tuple[date, date]:

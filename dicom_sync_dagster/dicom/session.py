@@ -87,7 +87,8 @@ class DicomSession:
 
     def count_instances(self, study_uid: str, series_uid: str) -> int:
         """Images of one series, by an IMAGE-level C-FIND (for servers that give no counts)."""
-        return len(self.find(queries.instances_of_series(study_uid, series_uid)))
+        answers = self.find(queries.instances_of_series(study_uid, series_uid))
+        return len({queries.text(ds, "SOPInstanceUID") for ds in answers} - {""})
 
     def move_series(
         self,

@@ -47,7 +47,7 @@ def mode_config_from_env(env=os.environ) -> dict[str, object]:
     limit_text = env.get(IMAGE_LIMIT, "").strip()
     config: dict[str, object] = {"mode": mode.value}
     if mode is Mode.fewer_than:
-        if not limit_text.isdigit() or int(limit_text) < 1:
+        if not (limit_text.isascii() and limit_text.isdigit()) or int(limit_text) < 1:
             raise ValueError(
                 f"{IMAGE_LIMIT}={limit_text!r} must be a whole number >= 1 for mode fewer_than"
             )

@@ -103,8 +103,9 @@ def test_window_edges_time_formats_and_offsets(site):
     when = site.ago(hours=2)
     hhmm = site.add_remote(SyntheticStudy(when, [1], study_time=when.strftime("%H%M")))
     fraction = site.add_remote(SyntheticStudy(when, [1], study_time=when.strftime("%H%M%S.123456")))
-    no_time = site.add_remote(SyntheticStudy(site.ago(hours=30), [1], study_time=""))
-    bad_time = site.add_remote(SyntheticStudy(site.ago(hours=30), [1], study_time="2561"))
+    # Dated today (in the PACS zone), whatever the time of day the test runs at.
+    no_time = site.add_remote(SyntheticStudy(site.ago(hours=0), [1], study_time=""))
+    bad_time = site.add_remote(SyntheticStudy(site.ago(hours=0), [1], study_time="2561"))
     # 11 h before the reference in UTC-5 wall time: read in Europe/Berlin it would be 17 h old.
     ny_wall = (
         (site.reference - __import__("datetime").timedelta(hours=11))

@@ -164,7 +164,11 @@ class DicomSession:
                 self.node,
                 f"{what}: no response within the DIMSE timeout of {self.timeouts.dimse:g}s",
             )
-        return AssociationAborted(self.node, f"{what}: association aborted or answer invalid")
+        return AssociationAborted(
+            self.node,
+            f"{what}: association aborted or answer invalid (is calling AE "
+            f"{self.assoc.requestor.ae_title!r} allowed to query and move there?)",
+        )
 
 
 def _check_resolvable(node: DicomNode) -> None:

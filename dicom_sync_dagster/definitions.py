@@ -2,12 +2,12 @@
 
 from dagster import Definitions, mem_io_manager
 
-from .orchestration.jobs import dicom_sync
+from .orchestration.jobs import check_connections, dicom_sync
 from .orchestration.resources import node_resource_from_env, options_resource_from_env
 from .orchestration.schedules import every_minute
 
 defs = Definitions(
-    jobs=[dicom_sync],
+    jobs=[dicom_sync, check_connections],
     schedules=[every_minute],
     resources={
         "remote_pacs": node_resource_from_env("remote"),

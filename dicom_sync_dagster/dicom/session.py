@@ -34,6 +34,7 @@ _config.LOG_REQUEST_IDENTIFIERS = False
 _config.LOG_RESPONSE_IDENTIFIERS = False
 
 _PENDING = (Status.PENDING, 0xFF01)
+_FIND_MSG_ID = 1
 _CONTEXTS = (
     Verification,
     StudyRootQueryRetrieveInformationModelFind,
@@ -59,22 +60,26 @@ class DicomSession:
             raise self._lost("C-ECHO", time.monotonic())
         return int(status.Status)
 
-    def find(self, identifier: Dataset) -> list[Dataset]:
-        """All matches of a Study Root C-FIND; raises :class:`DicomError` unless it succeeds."""
+    def find(self, identifier: Dataset, limit: int | None = None) -> list[Dataset]:
+        """The matches of a Study Root C-FIND (the first ``limit``, then C-CANCEL); raises
+        :class:`DicomError` unless it succeeds."""
         started = last = time.monotonic()
         matches: list[Dataset] = []
-        for status, answer in self.assoc.send_c_find(
-            identifier, StudyRootQueryRetrieveInformationModelFind
-        ):
+        model = StudyRootQueryRetrieveInformationModelFind
+        cancelled = False
+        for status, answer in self.assoc.send_c_find(identifier, model, msg_id=_FIND_MSG_ID):
             if "Status" not in status:
                 raise self._lost("C-FIND", last)
             last = time.monotonic()
             code = int(status.Status)
             if code in _PENDING:
-                if answer is not None:
+                if answer is not None and not cancelled:
                     matches.append(answer)
+                if limit is not None and len(matches) >= limit and not cancelled:
+                    self.assoc.send_c_cancel(_FIND_MSG_ID, query_model=model)
+                    cancelled = True
                 continue
-            if code == Status.SUCCESS:
+            if code == Status.SUCCESS or (cancelled and code == Status.CANCEL):
                 return matches
             category = code_to_category(code)
             raise QueryFailed(

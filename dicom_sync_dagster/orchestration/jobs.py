@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import in_process_executor, job
 
+from .ops import check_connections as check_connections_op
 from .ops import (
     move_series,
     plan_transfers,
@@ -31,3 +32,13 @@ def dicom_sync() -> None:
     plan = plan_transfers(cycle, remote, local)
     transfers = move_series(cycle, plan)
     report(cycle, remote, local, plan, transfers)
+
+
+@job(
+    name="check_connections",
+    description="C-ECHO both PACS, C-FIND one study on each, and show which optional return "
+    "keys (instance counts, modalities) each fills.",
+    executor_def=in_process_executor,
+)
+def check_connections() -> None:
+    check_connections_op()

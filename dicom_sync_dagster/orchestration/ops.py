@@ -1,6 +1,7 @@
 """The ops of the sync job. Each is a thin call into :mod:`dicom_sync_dagster.cycle`."""
 
 import time
+from datetime import datetime, timezone
 
 import pandas as pd
 from dagster import (
@@ -15,6 +16,7 @@ from dagster import (
     op,
 )
 
+from ..connections import OPTIONAL_KEYS, check_node
 from ..core.plan import MOVE
 from ..core.report import CycleSummary, Transfer, summarize, transfers_frame
 from ..core.window import Window
@@ -222,3 +224,46 @@ def report(
         )
     context.add_output_metadata(metadata)
     return summary
+
+
+@op
+def check_connections(
+    context: OpExecutionContext,
+    remote_pacs: DicomNodeResource,
+    local_pacs: DicomNodeResource,
+    sync_options: SyncOptionsResource,
+) -> None:
+    """C-ECHO both nodes, C-FIND one study on each, and say which optional keys they fill."""
+    try:
+        settings = sync_options.settings(remote_pacs, local_pacs)
+    except ConfigError as exc:
+        raise Failure(description=str(exc)) from None
+    window = Window(datetime.now(timezone.utc), 12, settings.zone)
+    checks = [
+        check_node(n, settings, window.date_range_query) for n in (settings.remote, settings.local)
+    ]
+    shown = {None: "not tested (no study dated today or yesterday)", True: "yes", False: "no"}
+    keys = TableSchema(
+        columns=[TableColumn("key", "string")]
+        + [TableColumn(c.node.role, "string") for c in checks]
+    )
+    metadata: dict[str, object] = {f"{c.node.role}": f"{c.node}: {c.verdict()}" for c in checks}
+    metadata["optional_return_keys"] = MetadataValue.table(
+        [
+            TableRecord({"key": key, **{c.node.role: shown[c.supports[key]] for c in checks}})
+            for key in OPTIONAL_KEYS
+        ],
+        schema=keys,
+    )
+    metadata["note"] = (
+        "Where a node does not fill the instance counts, the sync counts with IMAGE-level "
+        "C-FINDs (one per series it has to examine)."
+    )
+    for check in checks:
+        (context.log.info if check.ok else context.log.error)(f"{check.node}: {check.verdict()}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise Failure(
+            description="; ".join(f"{c.node}: {c.error}" for c in failed), metadata=metadata
+        )
+    context.add_output_metadata(metadata)

@@ -70,7 +70,8 @@ class Field:
 
     @property
     def required(self) -> bool:
-        return self.kind in ("ae", "host", "port")
+        """The node values: without them there is nothing to configure."""
+        return self.key.startswith(("local_", "remote_")) and self.kind != "name"
 
 
 FIELDS = (
@@ -249,8 +250,9 @@ def _node_checks(role: str, path: str, data: object) -> list[tuple[Field, str, o
     return checks
 
 
-def choose_remote(remotes: dict, wanted: str | None, file: str) -> str:
-    """The key of the remote to sync from: ``wanted`` (a key or a name), or asked."""
+def choose_remote(remotes: dict, wanted: str | None, file: str) -> tuple[str, bool]:
+    """The key of the remote to sync from, ``wanted`` (a key or a name) or asked; and whether
+    it was asked."""
     keys = list(remotes)
     listing = ", ".join(
         f"{k} ({remotes[k].get('name')})"
@@ -262,14 +264,16 @@ def choose_remote(remotes: dict, wanted: str | None, file: str) -> str:
         for key in keys:
             name = remotes[key].get("name") if isinstance(remotes[key], dict) else None
             if wanted.strip().lower() in (key.lower(), str(name).strip().lower()):
-                return key
+                return key, False
         raise ConfigError([f"--remote-name={wanted!r} is not a remote in {file}: {listing}"])
     if len(keys) == 1:
-        return keys[0]
+        return keys[0], False
     if not has_terminal():
         raise ConfigError(
-            [f"{file} has {len(keys)} remote PACS and no terminal to ask on: "
-             f"choose one with --remote-name ({listing})"]  # fmt: skip
+            [
+                f"{file} has {len(keys)} remote PACS and no terminal to ask on: "
+                f"choose one with --remote-name ({listing})"
+            ]
         )
     print(f"{file} has {len(keys)} remote PACS:")
     for number, key in enumerate(keys, 1):
@@ -277,14 +281,17 @@ def choose_remote(remotes: dict, wanted: str | None, file: str) -> str:
     while True:
         answer = ask(f"Which one to sync from? [1-{len(keys)}]: ")
         if answer.isdigit() and 1 <= int(answer) <= len(keys):
-            return keys[int(answer) - 1]
+            return keys[int(answer) - 1], True
         if answer in remotes:
-            return answer
+            return answer, True
         print(f"  ! {answer!r} is not a number from 1 to {len(keys)}; try again")
 
 
-def import_checks(file: str, wanted_remote: str | None) -> list[tuple[Field, str, object]]:
-    """(field, JSON path, value) for the local and the chosen remote of a dicom_config.json."""
+def import_checks(
+    file: str, wanted_remote: str | None
+) -> tuple[list[tuple[Field, str, object]], bool]:
+    """(field, JSON path, value) for the local and the chosen remote of a dicom_config.json,
+    and whether choosing the remote asked a question."""
     try:
         data = json.loads(Path(file).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -294,10 +301,10 @@ def import_checks(file: str, wanted_remote: str | None) -> list[tuple[Field, str
     if not isinstance(data, dict) or "local" not in data:
         raise ConfigError([f"{file}: no 'local' node: not a dicom_mover dicom_config.json"])
     if isinstance(data.get("remotes"), dict) and data["remotes"]:
-        key = choose_remote(data["remotes"], wanted_remote, file)
+        key, asked = choose_remote(data["remotes"], wanted_remote, file)
         remote_path, remote = f"remotes.{key}", data["remotes"][key]
     elif "remote" in data:
-        key = choose_remote({"remote": data["remote"]}, wanted_remote, file)
+        key, asked = choose_remote({"remote": data["remote"]}, wanted_remote, file)
         remote_path, remote = "remote", data["remote"]
     else:
         raise ConfigError([f"{file}: no 'remote' or 'remotes' node: nothing to sync from"])
@@ -323,7 +330,7 @@ def import_checks(file: str, wanted_remote: str | None) -> list[tuple[Field, str
             )
     if problems:
         raise ConfigError(problems)
-    return checks
+    return checks, asked
 
 
 # --- .env --------------------------------------------------------------------------------
@@ -458,30 +465,23 @@ def _configure(args: argparse.Namespace) -> int:
     flags = {f.key: getattr(args, f.key) for f in FIELDS if getattr(args, f.key) is not None}
     if args.import_file is not None:
         flags.pop("remote_name", None)  # with --import it chooses the remote
-    given = [(BY_KEY[k], BY_KEY[k].flag, v) for k, v in flags.items() if k != "move_destination"]
-    values = check_all(given)
-    if "move_destination" in flags:  # empty: the local AE title, known below
-        values.update(check_all([(BY_KEY["move_destination"], "--move-destination", "X")]))
-        values["move_destination"] = flags["move_destination"]
-        if flags["move_destination"].strip():
-            values.update(
-                check_all([(BY_KEY["move_destination"], "--move-destination", flags[
-                    "move_destination"])])  # fmt: skip
-            )
+    # (An empty move destination or time zone means the default: the local AE, this zone.)
+    values = check_all([(BY_KEY[key], BY_KEY[key].flag, value) for key, value in flags.items()])
     # 2. dicom_mover's file: flags win over it.
     imported: dict[str, str] = {}
+    asked = False
     if args.import_file is not None:
-        checks = import_checks(args.import_file, args.remote_name)
+        checks, asked = import_checks(args.import_file, args.remote_name)
         imported = check_all([c for c in checks if c[0].key not in values])
-        if "move_destination" not in imported or "move_destination" in values:
+        if "calling_ae" not in values:
             print(
                 "Note: dicom_mover called the PACS as QUERY_CLIENT; if they only answer known "
                 "callers, register the calling AE below there, or pass --calling-ae QUERY_CLIENT."
             )
     known = {**imported, **values}
-    missing = [f for f in FIELDS if f.required and f.key not in known and f.key != "calling_ae"]
+    missing = [f for f in FIELDS if f.required and f.key not in known]
     old_env, old_names = existing_env(path)
-    interactive = terminal and bool(missing)
+    interactive = terminal and (bool(missing) or asked)
     # 3. No terminal: what flags and the file do not give must be in .env, which needs --force.
     if not interactive:
         problems = []
@@ -524,11 +524,9 @@ def _configure(args: argparse.Namespace) -> int:
                 known[key] = ask_value(field, default, convert)
             else:
                 source = field.flag if field.variable is None else field.variable
-                in_env = field.variable and old_env.get(field.variable, "").strip()
-                known[key] = check(
-                    field, f"{source} (in {ENV_FILE})" if in_env else source, default,
-                    known.get("local_ae", ""),
-                )  # fmt: skip
+                if field.variable and old_env.get(field.variable, "").strip():
+                    source = f"{source} (in {ENV_FILE})"
+                known[key] = check(field, source, default, known.get("local_ae", ""))
     settings = _settings(known)
     _print_summary(known, path)
     # 5. Write .env, never replacing one without consent.

@@ -266,8 +266,7 @@ def test_dagster_dev_runs_the_sync_job_launched_over_graphql(site, dagster_dev):
     with _log_tail_on_failure(dev):
         location = _wait_until_loaded(dev)
         [repository] = location["repositories"]
-        [schedule] = repository["schedules"]
-        assert schedule["name"] == SCHEDULE
+        [schedule] = [s for s in repository["schedules"] if s["name"] == SCHEDULE]
         assert schedule["scheduleState"]["status"] == "RUNNING"  # the default, see schedules.py
 
         stopped = dev.graphql(STOP_SCHEDULE_MUTATION, {"id": schedule["scheduleState"]["id"]})

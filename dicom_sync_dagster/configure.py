@@ -234,20 +234,21 @@ def _describe(data: object) -> str:
     )
 
 
-def _node_checks(role: str, path: str, data: object) -> list[tuple[Field, str, object]]:
+def _node_checks(
+    role: str, path: str, data: object, problems: list[str]
+) -> list[tuple[Field, str, object]]:
+    """(field, JSON path, value) of one node; what is missing goes to ``problems``."""
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}={data!r} is not an object with ae_title, ip_address, port"])
+        problems.append(f"{path}={data!r} is not an object with ae_title, ip_address, port")
+        return []
     checks: list[tuple[Field, str, object]] = []
-    problems = []
     for json_key, suffix in (("name", "name"), ("ae_title", "ae"), ("ip_address", "host")):
         checks.append((BY_KEY[f"{role}_{suffix}"], f"{path}.{json_key}", data.get(json_key)))
     checks.append((BY_KEY[f"{role}_port"], f"{path}.port", data.get("port")))
-    for json_key in ("ae_title", "ip_address", "port"):
-        if json_key not in data:
-            problems.append(f"{path}.{json_key} is missing")
-    if problems:
-        raise ConfigError(problems)
-    return checks
+    for _, source, _ in checks[1:]:
+        if source.rsplit(".", 1)[1] not in data:
+            problems.append(f"{source} is missing")
+    return [c for c in checks if c[1].rsplit(".", 1)[1] in data or c[0].kind == "name"]
 
 
 def choose_remote(remotes: dict, wanted: str | None, file: str) -> tuple[str, bool]:
@@ -265,14 +266,16 @@ def choose_remote(remotes: dict, wanted: str | None, file: str) -> tuple[str, bo
             name = remotes[key].get("name") if isinstance(remotes[key], dict) else None
             if wanted.strip().lower() in (key.lower(), str(name).strip().lower()):
                 return key, False
-        raise ConfigError([f"--remote-name={wanted!r} is not a remote in {file}: {listing}"])
+        raise ConfigError(
+            [f"--remote-name={wanted!r} is not a remote in {file}; the choices: {listing}"]
+        )
     if len(keys) == 1:
         return keys[0], False
     if not has_terminal():
         raise ConfigError(
             [
                 f"{file} has {len(keys)} remote PACS and no terminal to ask on: "
-                f"choose one with --remote-name ({listing})"
+                f"choose one with --remote-name; the choices: {listing}"
             ]
         )
     print(f"{file} has {len(keys)} remote PACS:")
@@ -287,11 +290,12 @@ def choose_remote(remotes: dict, wanted: str | None, file: str) -> tuple[str, bo
         print(f"  ! {answer!r} is not a number from 1 to {len(keys)}; try again")
 
 
-def import_checks(
-    file: str, wanted_remote: str | None
-) -> tuple[list[tuple[Field, str, object]], bool]:
-    """(field, JSON path, value) for the local and the chosen remote of a dicom_config.json,
-    and whether choosing the remote asked a question."""
+def import_values(
+    file: str, wanted_remote: str | None, skip: set[str]
+) -> tuple[dict[str, str], bool]:
+    """The checked values of the local and the chosen remote of a dicom_config.json (but not
+    those in ``skip``), and whether choosing the remote asked a question. Every bad field is
+    reported at once, named by its JSON path."""
     try:
         data = json.loads(Path(file).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -311,10 +315,7 @@ def import_checks(
     problems: list[str] = []
     checks: list[tuple[Field, str, object]] = []
     for role, path, node in (("local", "local", data["local"]), ("remote", remote_path, remote)):
-        try:
-            checks += _node_checks(role, path, node)
-        except ConfigError as exc:
-            problems += exc.problems
+        checks += _node_checks(role, path, node, problems)
     if remote_path.startswith("remotes.") and isinstance(remote, dict):
         if remote.get("name") in (None, ""):
             checks.append((BY_KEY["remote_name"], f"{remote_path}.name", key))
@@ -328,9 +329,13 @@ def import_checks(
                     local_config["ae_title"],
                 )
             )
+    try:
+        values = check_all([c for c in checks if c[0].key not in skip])
+    except ConfigError as exc:
+        problems += exc.problems
     if problems:
         raise ConfigError(problems)
-    return checks, asked
+    return values, asked
 
 
 # --- .env --------------------------------------------------------------------------------
@@ -471,8 +476,7 @@ def _configure(args: argparse.Namespace) -> int:
     imported: dict[str, str] = {}
     asked = False
     if args.import_file is not None:
-        checks, asked = import_checks(args.import_file, args.remote_name)
-        imported = check_all([c for c in checks if c[0].key not in values])
+        imported, asked = import_values(args.import_file, args.remote_name, set(values))
         if "calling_ae" not in values:
             print(
                 "Note: dicom_mover called the PACS as QUERY_CLIENT; if they only answer known "

@@ -6,8 +6,10 @@ Each step opens one association per node and reuses it for all of its queries.
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -15,7 +17,7 @@ import pandas as pd
 
 from .core.frames import series_frame, study_frame
 from .core.plan import build_plan, classify_studies, moves, needs_series_query
-from .core.report import Transfer, missing_study_count
+from .core.report import Transfer, TransferRun, missing_study_count
 from .core.selection import Selection
 from .core.window import Window, apply_window
 from .dicom import (
@@ -192,76 +194,100 @@ def _label(row: pd.Series) -> str:
     return f"series {row['series_number']} ({row['modality']}) of study {study}"
 
 
-def transfer(cycle: Cycle, plan: Plan, log: Log) -> list[Transfer]:
-    """C-MOVE each planned series (one request each) and confirm it on the local PACS.
+class _Mover:
+    """One worker: its own association to each node, reused for its share of the series."""
 
-    A failing series does not stop the others; a node that cannot be reached fails the rest.
-    """
-    settings = cycle.settings
-    todo = plan.moves
-    remote = _Reconnecting(settings.remote, settings)
-    local = _Reconnecting(settings.local, settings)
-    results: list[Transfer] = []
-    unreachable: DicomError | None = None  # the remote went away: fail the rest at once
-    try:
-        for index, row in todo.iterrows():
-            label = _label(row)
-            log.info(f"[{index + 1}/{len(todo)}] moving {label}: {row['remote_images']} images")
+    def __init__(self, settings: SyncSettings, log: Log, unreachable: list[DicomError]) -> None:
+        self.settings, self.log = settings, log
+        self.remote = _Reconnecting(settings.remote, settings)
+        self.local = _Reconnecting(settings.local, settings)
+        self.unreachable = unreachable  # shared: once the remote is gone, fail the rest at once
+
+    def close(self) -> None:
+        self.remote.close()
+        self.local.close()
+
+    def move(self, row: pd.Series, position: str) -> Transfer:
+        label = _label(row)
+        self.log.info(f"{position} moving {label}: {row['remote_images']} images")
+        try:
+            if self.unreachable:
+                raise self.unreachable[0]
+            result = self.remote.get().move_series(
+                row["study_uid"],
+                row["series_uid"],
+                self.settings.destination,
+                _progress_logger(self.log, label),
+            )
+        except DicomError as exc:
+            outcome = _OUTCOME_FOR_ERROR.get(type(exc), MoveOutcome.ABORTED)
+            if outcome is MoveOutcome.UNREACHABLE and not self.unreachable:
+                self.unreachable.append(exc)
+            result = MoveResult(outcome, message=str(exc))
+        local_images, error = None, result.message
+        if result.outcome not in (MoveOutcome.UNREACHABLE, MoveOutcome.REJECTED):
             try:
-                if unreachable:
-                    raise unreachable
-                result = remote.get().move_series(
-                    row["study_uid"],
-                    row["series_uid"],
-                    settings.destination,
-                    _progress_logger(log, label),
+                local_images = local_series_images(
+                    self.local.get(), row["study_uid"], row["series_uid"]
                 )
             except DicomError as exc:
-                outcome = _OUTCOME_FOR_ERROR.get(type(exc), MoveOutcome.ABORTED)
-                unreachable = exc if outcome is MoveOutcome.UNREACHABLE else None
-                result = MoveResult(outcome, message=str(exc))
-            local_images, error = None, result.message
-            if result.outcome not in (MoveOutcome.UNREACHABLE, MoveOutcome.REJECTED):
-                try:
-                    local_images = local_series_images(
-                        local.get(), row["study_uid"], row["series_uid"]
-                    )
-                except DicomError as exc:
-                    error = f"{error}; could not confirm on local: {exc}".lstrip("; ")
-            expected = row["remote_images"]
-            confirmed = (
-                local_images is not None and not pd.isna(expected) and local_images >= expected
-            )
-            if not confirmed and not error:
-                error = f"local has {local_images} of {expected} images after the move"
-            results.append(
-                Transfer(
-                    study_uid=row["study_uid"],
-                    series_uid=row["series_uid"],
-                    accession=row["accession"],
-                    modality=row["modality"],
-                    series_number=None
-                    if pd.isna(row["series_number"])
-                    else int(row["series_number"]),
-                    series_description=row["series_description"],
-                    images=None if pd.isna(expected) else int(expected),
-                    outcome=result.outcome.value,
-                    transferred=confirmed,
-                    completed=result.completed,
-                    failed=result.failed,
-                    warning=result.warning,
-                    local_images=local_images,
-                    seconds=round(result.seconds, 3),
-                    error=error,
-                )
-            )
-            level = log.info if confirmed else log.warning
-            level(
-                f"{label}: {result.outcome.value}, {result.completed} completed, "
-                f"{result.failed} failed, {result.warning} warnings in {result.seconds:.1f}s"
-                + ("" if confirmed else f" - NOT transferred: {error}")
-            )
+                error = f"{error}; could not confirm on local: {exc}".lstrip("; ")
+        expected = row["remote_images"]
+        confirmed = local_images is not None and not pd.isna(expected) and local_images >= expected
+        if not confirmed and not error:
+            error = f"local has {local_images} of {expected} images after the move"
+        (self.log.info if confirmed else self.log.warning)(
+            f"{label}: {result.outcome.value}, {result.completed} completed, "
+            f"{result.failed} failed, {result.warning} warnings in {result.seconds:.1f}s"
+            + ("" if confirmed else f" - NOT transferred: {error}")
+        )
+        return Transfer(
+            study_uid=row["study_uid"],
+            series_uid=row["series_uid"],
+            accession=row["accession"],
+            modality=row["modality"],
+            series_number=None if pd.isna(row["series_number"]) else int(row["series_number"]),
+            series_description=row["series_description"],
+            images=None if pd.isna(expected) else int(expected),
+            outcome=result.outcome.value,
+            transferred=confirmed,
+            completed=result.completed,
+            failed=result.failed,
+            warning=result.warning,
+            local_images=local_images,
+            seconds=round(result.seconds, 3),
+            error=error,
+        )
+
+
+def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
+    """C-MOVE each planned series (one request each, up to ``max_parallel_moves`` at once over
+    as many associations) and confirm it on the local PACS.
+
+    A failing series does not stop the others; a remote that cannot be reached fails the rest.
+    Results come back in plan order.
+    """
+    settings = cycle.settings
+    rows = [row for _, row in plan.moves.iterrows()]
+    workers = max(1, min(settings.max_parallel_moves, len(rows)))
+    unreachable: list[DicomError] = []
+    movers: queue.Queue[_Mover] = queue.Queue()
+    for _ in range(workers):
+        movers.put(_Mover(settings, log, unreachable))
+
+    def move(numbered: tuple[int, pd.Series]) -> Transfer:
+        index, row = numbered
+        mover = movers.get()
+        try:
+            return mover.move(row, f"[{index + 1}/{len(rows)}]")
+        finally:
+            movers.put(mover)
+
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="c-move") as pool:
+            transfers = list(pool.map(move, enumerate(rows)))
     finally:
-        remote.close()
-        local.close()
-    return results
+        while not movers.empty():
+            movers.get().close()
+    return TransferRun(transfers, round(time.monotonic() - started, 3))

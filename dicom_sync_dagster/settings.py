@@ -124,6 +124,7 @@ class SyncSettings:
     move_destination: str = ""
     timezone_name: str = "UTC"
     timeouts: Timeouts = field(default_factory=Timeouts)
+    max_parallel_moves: int = 2
 
     @property
     def zone(self) -> tzinfo:
@@ -164,6 +165,7 @@ def settings_from_values(
     move_destination: str | None = None,
     timezone: str | None = None,
     timeouts: Timeouts | None = None,
+    max_parallel_moves: int = 2,
 ) -> SyncSettings:
     """Validate every value, and report every bad one at once."""
     problems: list[str] = []
@@ -176,6 +178,8 @@ def settings_from_values(
     if move_destination:
         destination = _collect(problems, check_ae_title, MOVE_DESTINATION, move_destination) or ""
     zone = _collect(problems, check_timezone, TIMEZONE, timezone)
+    if not 1 <= max_parallel_moves <= 32:
+        problems.append(f"max_parallel_moves={max_parallel_moves!r} must be 1-32")
     if problems:
         raise ConfigError(problems)
     return SyncSettings(
@@ -185,6 +189,7 @@ def settings_from_values(
         move_destination=destination,
         timezone_name=zone[0],
         timeouts=timeouts or Timeouts(),
+        max_parallel_moves=max_parallel_moves,
     )
 
 

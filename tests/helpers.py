@@ -51,7 +51,7 @@ def plan_of(result: ExecuteInProcessResult):
 
 
 def transfers_of(result: ExecuteInProcessResult) -> list[Transfer]:
-    return result.output_for_node("move_series")
+    return result.output_for_node("move_series").transfers
 
 
 def moved_series(result: ExecuteInProcessResult) -> set[str]:

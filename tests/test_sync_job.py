@@ -219,3 +219,21 @@ def test_a_bad_setting_stops_the_run_before_any_network_traffic(site, monkeypatc
     assert "DICOM_SYNC_REMOTE_PORT='70000'" in message
     assert "DICOM_SYNC_LOCAL_AE='A\\\\B'" in message
     assert {e.node_name for e in result.all_node_events} == {"start_cycle"}
+
+
+def test_parallel_moves_report_every_series_in_plan_order(site):
+    studies = [site.add_remote(SyntheticStudy(site.ago(hours=h), [3, 2, 4])) for h in (1, 2)]
+
+    result = run_sync(site, options={"max_parallel_moves": 4}, mode="all")
+
+    assert result.success
+    planned = plan_of(result)
+    planned = planned[planned["action"] == P.MOVE]
+    transfers = transfers_of(result)
+    assert [t.series_uid for t in transfers] == planned["series_uid"].tolist()
+    assert len(transfers) == 6 and all(t.transferred for t in transfers)
+    assert {t.series_uid: t.completed for t in transfers} == {
+        uid: size for s in studies for uid, size in zip(s.series_uids, [3, 2, 4], strict=True)
+    }
+    assert site.local.instance_count() == 18
+    assert result.output_for_node("move_series").seconds > 0

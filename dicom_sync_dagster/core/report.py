@@ -31,6 +31,14 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class TransferRun:
+    """The transfers of one cycle and the wall time they took together."""
+
+    transfers: list[Transfer]
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class CycleSummary:
     mode: str
     dry_run: bool

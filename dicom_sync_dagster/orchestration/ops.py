@@ -18,7 +18,7 @@ from dagster import (
 
 from ..connections import OPTIONAL_KEYS, check_node
 from ..core.plan import MOVE
-from ..core.report import CycleSummary, Transfer, summarize, transfers_frame
+from ..core.report import CycleSummary, TransferRun, summarize, transfers_frame
 from ..core.window import Window
 from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
 from ..dicom import DicomError
@@ -160,27 +160,27 @@ def plan_transfers(
     return plan
 
 
-@op(out=Out(list, description="One record per planned series."))
-def move_series(context: OpExecutionContext, cycle: Cycle, plan: Plan) -> list[Transfer]:
+@op(out=Out(TransferRun, description="One record per planned series, and the wall time."))
+def move_series(context: OpExecutionContext, cycle: Cycle, plan: Plan) -> TransferRun:
     """C-MOVE each planned series to the move destination and confirm it on the local PACS."""
     if cycle.dry_run:
         context.log.info(f"dry run: {len(plan.moves)} series planned, nothing moved")
-        return []
-    started = time.monotonic()
-    transfers = transfer(cycle, plan, context.log)
+        return TransferRun([])
+    run = transfer(cycle, plan, context.log)
     context.add_output_metadata(
         {
-            "series_transferred": sum(t.transferred for t in transfers),
-            "series_failed": sum(not t.transferred for t in transfers),
-            "images_moved": sum(t.completed for t in transfers),
-            "seconds": round(time.monotonic() - started, 3),
+            "series_transferred": sum(t.transferred for t in run.transfers),
+            "series_failed": sum(not t.transferred for t in run.transfers),
+            "images_moved": sum(t.completed for t in run.transfers),
+            "parallel_moves": min(cycle.settings.max_parallel_moves, len(run.transfers)),
+            "seconds": run.seconds,
         }
     )
-    return transfers
+    return run
 
 
 def summary_for(
-    cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, plan: Plan, transfers: list[Transfer]
+    cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, plan: Plan, run: TransferRun
 ) -> CycleSummary:
     return summarize(
         mode=cycle.selection.describe(),
@@ -192,8 +192,8 @@ def summary_for(
         windowed_studies=plan.windowed_studies,
         missing_studies=plan.missing_studies,
         series_planned=int((plan.rows["action"] == MOVE).sum()),
-        transfers=transfers,
-        seconds=sum(t.seconds for t in transfers),
+        transfers=run.transfers,
+        seconds=run.seconds,
     )
 
 
@@ -204,11 +204,11 @@ def report(
     remote_studies: pd.DataFrame,
     local_studies: pd.DataFrame,
     plan: Plan,
-    transfers: list,
+    transfers: TransferRun,
 ) -> CycleSummary:
     """Statistics and one row per planned series; fails the run when any series failed."""
     summary = summary_for(cycle, remote_studies, local_studies, plan, transfers)
-    frame = transfers_frame(transfers)
+    frame = transfers_frame(transfers.transfers)
     metadata = {
         **{k: v for k, v in summary.as_dict().items() if k not in ("mode",)},
         "mode": summary.mode,

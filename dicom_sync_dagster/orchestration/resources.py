@@ -50,6 +50,9 @@ class SyncOptionsResource(ConfigurableResource):
     acse_timeout: float = Field(default=15.0, description="Seconds for association set-up/release.")
     dimse_timeout: float = Field(default=120.0, description="Seconds to wait for one response.")
     network_timeout: float = Field(default=300.0, description="Seconds an association may idle.")
+    max_parallel_moves: int = Field(
+        default=2, description="C-MOVEs at once, each on its own association (1-32)."
+    )
 
     def settings(self, remote: DicomNodeResource, local: DicomNodeResource) -> SyncSettings:
         return settings_from_values(
@@ -61,6 +64,7 @@ class SyncOptionsResource(ConfigurableResource):
             timeouts=Timeouts(
                 self.connect_timeout, self.acse_timeout, self.dimse_timeout, self.network_timeout
             ),
+            max_parallel_moves=self.max_parallel_moves,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import in_process_executor, job
 
-from .ops import check_connections as check_connections_op
+from .ops import check_nodes
 from .ops import (
     move_series,
     plan_transfers,
@@ -41,4 +41,4 @@ def dicom_sync() -> None:
     executor_def=in_process_executor,
 )
 def check_connections() -> None:
-    check_connections_op()
+    check_nodes()

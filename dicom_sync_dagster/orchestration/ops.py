@@ -227,7 +227,7 @@ def report(
 
 
 @op
-def check_connections(
+def check_nodes(
     context: OpExecutionContext,
     remote_pacs: DicomNodeResource,
     local_pacs: DicomNodeResource,

@@ -52,6 +52,17 @@ from .settings import (
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 ENV_FILE = ".env"
+DESCRIPTION = """\
+Write the DICOM_SYNC_* settings to .env in this folder, then C-ECHO both PACS.
+
+Values come from the flags, else from --import (dicom_mover's dicom_config.json), else are
+asked on the terminal with the current .env's values (or the defaults) in [brackets]. With
+every node value given by flags or --import nothing is asked; without a terminal, missing
+values must be in .env. An existing .env is updated in place, other lines kept: after
+questions it asks first, otherwise it needs --force.
+
+Exit codes: 0 written and both nodes answered, 1 written but a node did not answer,
+2 nothing written (bad value, missing value, .env kept)."""
 
 
 @dataclass(frozen=True)
@@ -465,6 +476,8 @@ def _print_summary(values: dict[str, str], path: Path) -> None:
 
 def _configure(args: argparse.Namespace) -> int:
     path = Path.cwd() / ENV_FILE
+    if path.exists() and not path.is_file():
+        raise ConfigError([f"{path} exists and is not a file"])
     terminal = has_terminal()
     # 1. Flags: all checked at once, before anything else.
     flags = {f.key: getattr(args, f.key) for f in FIELDS if getattr(args, f.key) is not None}
@@ -568,8 +581,8 @@ def _configure(args: argparse.Namespace) -> int:
         print("Both nodes answered.")
     print(
         f"C-ECHO does not test C-MOVE: the remote must also know the move destination "
-        f"{settings.destination!r} at {settings.local.host}:{settings.local.port} (or how it "
-        "reaches the local PACS)."
+        f"{settings.destination!r}, with the host and port at which it reaches the local PACS "
+        f"(here {settings.local.host}:{settings.local.port})."
     )
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -589,7 +602,10 @@ def cmd_configure(args: argparse.Namespace) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for field in FIELDS:
         metavar = {"port": "PORT", "name": "TEXT", "host": "HOST", "timezone": "ZONE"}
-        parser.add_argument(field.flag, help=field.help, metavar=metavar.get(field.kind, "AE"))
+        text = field.help
+        if field.key == "remote_name":
+            text += "; with --import: which of its remotes (key or name)"
+        parser.add_argument(field.flag, help=text, metavar=metavar.get(field.kind, "AE"))
     parser.add_argument(
         "--import",
         dest="import_file",
@@ -608,7 +624,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "configure",
         help="write .env (asked, from flags or from dicom_mover's config), then C-ECHO",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
@@ -618,7 +634,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m dicom_sync_dagster.configure``: the subcommand on its own."""
-    parser = argparse.ArgumentParser(prog="dicom-sync configure", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="dicom-sync configure",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return cmd_configure(parser.parse_args(argv))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dagster import in_process_executor, job
 
-from .ops import check_nodes
 from .ops import (
+    check_nodes,
     move_series,
     plan_transfers,
     query_local_studies,

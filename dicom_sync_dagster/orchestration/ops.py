@@ -209,9 +209,21 @@ def report(
     """Statistics and one row per planned series; fails the run when any series failed."""
     summary = summary_for(cycle, remote_studies, local_studies, plan, transfers)
     frame = transfers_frame(transfers.transfers)
+    # The UI shows the first rows of metadata unfolded: the transfer figures come first.
+    first = [
+        "series_planned",
+        "series_transferred",
+        "series_failed",
+        "images_moved",
+        "images_per_minute",
+        "seconds",
+        "missing_studies",
+        "windowed_studies",
+    ]
+    figures = summary.as_dict()
     metadata = {
-        **{k: v for k, v in summary.as_dict().items() if k not in ("mode",)},
-        "mode": summary.mode,
+        **{key: figures[key] for key in first},
+        **{key: value for key, value in figures.items() if key not in first},
         "transfers": _table(frame, REPORT_COLUMNS),
     }
     if not summary.ok:

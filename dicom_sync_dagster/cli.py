@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from . import configure
 from .settings import ConfigError, settings_from_env
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -127,22 +128,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from .dicom import DicomError, open_session
+    from .configure import echo_nodes
 
-    settings = settings_from_env()
-    code = EXIT_OK
-    for node in (settings.remote, settings.local):
-        started = time.monotonic()
-        try:
-            with open_session(node, settings.calling_ae, settings.timeouts) as session:
-                status = session.echo()
-            verdict = "OK" if status == 0 else f"answered with status 0x{status:04X}"
-            code = code if status == 0 else EXIT_FAILED
-            print(f"{node}: {verdict} ({(time.monotonic() - started) * 1000:.0f} ms)")
-        except DicomError as exc:
-            code = EXIT_FAILED
-            print(f"{node}: FAILED - {exc.reason}")
-    return code
+    results = echo_nodes(settings_from_env())
+    for node, _, verdict in results:
+        print(f"{node}: {verdict}")
+    return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_FAILED
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -183,6 +174,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="UI port (default 3000 or a free one)")
     demo.add_argument("--folder", default=".demo", help="where the demo keeps everything")
     demo.set_defaults(handler=cmd_demo)
+
+    configure.add_parser(commands)
 
     ui = commands.add_parser(
         "ui", help="start `dagster dev` on 127.0.0.1 with this project's instance"

@@ -55,6 +55,16 @@ def _write_dagster_home(folder: Path) -> Path:
     return home
 
 
+def _write_workspace(folder: Path) -> Path:
+    """The project's code location under its usual name (schedule state is kept per name)."""
+    workspace = folder / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n      module_name: dicom_sync_dagster.definitions\n"
+        "      location_name: dicom_sync_dagster\n"
+    )
+    return workspace
+
+
 def _stop_group(process: subprocess.Popen, first: int, seconds: float) -> None:
     """Signal a child's whole process group, then SIGKILL what is left."""
     if process.poll() is None:
@@ -133,8 +143,8 @@ def run_demo(folder: Path, ui_port: int, open_for: float | None = None) -> int:
                 LOOPBACK,
                 "-p",
                 str(ui_port),
-                "-m",
-                "dicom_sync_dagster.definitions",
+                "-w",
+                str(_write_workspace(folder)),
             ],
             cwd=folder,
             env=env,

@@ -5,6 +5,7 @@ Every error names the variable and the value, so a typo in ``.env`` is found at 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,8 +52,8 @@ def check_ae_title(variable: str, value: str | None) -> str:
     if value is None or value == "":
         raise ConfigError([f"{variable} is not set (an AE title of 1-16 characters)"])
     problem = ""
-    if len(value) > 16:
-        problem = f"is {len(value)} characters long; an AE title has at most 16"
+    if len(value.strip()) > 16:
+        problem = f"is {len(value.strip())} characters long; an AE title has at most 16"
     elif "\\" in value:
         problem = "contains a backslash"
     elif any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -77,12 +78,23 @@ def check_port(variable: str, value: str | int | None) -> int:
 
 
 def check_host(variable: str, value: str | None) -> str:
-    """A host name or address, not empty, without spaces."""
+    """A host name or IP address: not empty, no spaces, no URL or ``host:port``."""
     if value is None or not value.strip():
         raise ConfigError([f"{variable} is not set (a host name or IP address)"])
-    if any(c.isspace() for c in value.strip()):
-        raise ConfigError([f"{variable}={value!r} contains white space"])
-    return value.strip()
+    host = value.strip()
+    problem = ""
+    if any(c.isspace() for c in host):
+        problem = "contains white space"
+    elif "/" in host or "@" in host:
+        problem = "is not a host name or IP address (a URL?)"
+    elif ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            problem = "is not a host name or IP address (the port goes in its own variable)"
+    if problem:
+        raise ConfigError([f"{variable}={value!r} {problem}"])
+    return host
 
 
 def machine_zone_name() -> str:

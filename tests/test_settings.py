@@ -26,6 +26,7 @@ from dicom_sync_dagster.settings import (
     REMOTE_PORT,
     TIMEZONE,
     ConfigError,
+    check_host,
     settings_from_env,
 )
 
@@ -378,3 +379,14 @@ def test_describe_status_without_text_or_unknown():
     assert describe_status(0x0000).startswith("0x0000 Success")
     assert describe_status(0xFE00).startswith("0xFE00 Cancel")
     assert describe_status(0x1234) == "0x1234 Unknown: unknown status"
+
+
+@pytest.mark.parametrize("host", ["10.0.0.5:104", "http://pacs.example", "user@pacs", "pacs:4242"])
+def test_host_that_is_a_url_or_host_port_is_refused(host):
+    with pytest.raises(ConfigError) as error:
+        check_host("DICOM_SYNC_LOCAL_HOST", host)
+    assert f"DICOM_SYNC_LOCAL_HOST={host!r}" in str(error.value)
+
+
+def test_ipv6_literal_host_is_accepted():
+    assert check_host("DICOM_SYNC_LOCAL_HOST", " ::1 ") == "::1"

@@ -17,7 +17,7 @@ from dagster import (
 
 from dicom_sync_dagster.definitions import defs
 from dicom_sync_dagster.orchestration.jobs import CONCURRENCY_TAG, SYNC_JOB
-from dicom_sync_dagster.orchestration.schedules import every_minute
+from dicom_sync_dagster.orchestration.schedules import default_status_from_env, every_minute
 
 REPO = Path(__file__).resolve().parents[1]
 TICK = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
@@ -76,3 +76,15 @@ def test_committed_instance_config_allows_one_sync_run_at_a_time(instance):
     limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": CONCURRENCY_TAG, "value": SYNC_JOB, "limit": 1} in limits
     assert defs.resolve_job_def(SYNC_JOB).tags[CONCURRENCY_TAG] == SYNC_JOB
+
+
+@pytest.mark.parametrize(
+    ("value", "status"), [("", "RUNNING"), ("on", "RUNNING"), ("OFF", "STOPPED")]
+)
+def test_schedule_default_status_follows_the_variable(value, status):
+    assert default_status_from_env({"DICOM_SYNC_SCHEDULE": value}).value == status
+
+
+def test_bad_schedule_variable_is_named():
+    with pytest.raises(ValueError, match="DICOM_SYNC_SCHEDULE='maybe'"):
+        default_status_from_env({"DICOM_SYNC_SCHEDULE": "maybe"})

@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from ..core.selection import Mode, Selection
-from ..settings import IMAGE_LIMIT, MODE
+from ..settings import IMAGE_LIMIT, MODE, SCHEDULE
 from .jobs import SYNC_JOB, dicom_sync
 
 IN_PROGRESS = [
@@ -56,10 +56,18 @@ def mode_config_from_env(env=os.environ) -> dict[str, object]:
     return config
 
 
+def default_status_from_env(env=os.environ) -> DefaultScheduleStatus:
+    """DICOM_SYNC_SCHEDULE=off starts the schedule stopped (turn it on in the UI)."""
+    value = env.get(SCHEDULE, "").strip().lower() or "on"
+    if value not in ("on", "off"):
+        raise ValueError(f"{SCHEDULE}={value!r} must be 'on' or 'off'")
+    return DefaultScheduleStatus.RUNNING if value == "on" else DefaultScheduleStatus.STOPPED
+
+
 @schedule(
     job=dicom_sync,
     cron_schedule="* * * * *",
-    default_status=DefaultScheduleStatus.RUNNING,
+    default_status=default_status_from_env(),
     description="Sync every minute with the mode from DICOM_SYNC_MODE; skips while a run is going.",
 )
 def every_minute(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:

@@ -4,11 +4,12 @@ from dagster import Definitions, mem_io_manager
 
 from .orchestration.jobs import check_connections, dicom_sync
 from .orchestration.resources import node_resource_from_env, options_resource_from_env
+from .orchestration.retention import prune_daily, prune_run_history
 from .orchestration.schedules import every_minute
 
 defs = Definitions(
-    jobs=[dicom_sync, check_connections],
-    schedules=[every_minute],
+    jobs=[dicom_sync, check_connections, prune_run_history],
+    schedules=[every_minute, prune_daily],
     resources={
         "remote_pacs": node_resource_from_env("remote"),
         "local_pacs": node_resource_from_env("local"),

@@ -27,6 +27,7 @@ from .config import SyncRunConfig
 from .resources import DicomNodeResource, SyncOptionsResource
 
 TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
+OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed
 
 REPORT_COLUMNS = [
     ("study_uid", "string"),
@@ -197,6 +198,16 @@ def summary_for(
     )
 
 
+def run_tags(summary: CycleSummary) -> dict[str, str]:
+    """Tags that say what a run did: the retention job deletes only "idle" runs."""
+    outcome = "failed" if not summary.ok else "moved" if summary.series_transferred else "idle"
+    return {
+        OUTCOME_TAG: outcome,
+        "dicom-sync/series-planned": str(summary.series_planned),
+        "dicom-sync/images-moved": str(summary.images_moved),
+    }
+
+
 @op(out=Out(CycleSummary))
 def report(
     context: OpExecutionContext,
@@ -226,6 +237,7 @@ def report(
         **{key: value for key, value in figures.items() if key not in first},
         "transfers": _table(frame, REPORT_COLUMNS),
     }
+    context.instance.add_run_tags(context.run_id, run_tags(summary))
     if not summary.ok:
         failed = frame[~frame["transferred"]]
         raise Failure(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from dagster import DagsterInstance
 
 from dicom_sync_dagster.core import plan as P
 from dicom_sync_dagster.core import window as W
@@ -108,8 +110,8 @@ def test_window_edges_time_formats_and_offsets(site):
     bad_time = site.add_remote(SyntheticStudy(site.ago(hours=0), [1], study_time="2561"))
     # 11 h before the reference in UTC-5 wall time: read in Europe/Berlin it would be 17 h old.
     ny_wall = (
-        (site.reference - __import__("datetime").timedelta(hours=11))
-        .astimezone(__import__("datetime").timezone(__import__("datetime").timedelta(hours=-5)))
+        (site.reference - timedelta(hours=11))
+        .astimezone(timezone(timedelta(hours=-5)))
         .replace(tzinfo=None)
     )
     offset = site.add_remote(SyntheticStudy(ny_wall, [1], tz_offset="-0500"))
@@ -237,3 +239,21 @@ def test_parallel_moves_report_every_series_in_plan_order(site):
     }
     assert site.local.instance_count() == 18
     assert result.output_for_node("move_series").seconds > 0
+
+
+def test_a_series_failing_run_after_run_is_reported_with_its_streak(site, tmp_path, monkeypatch):
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2]))
+    env = site.env() | {"DICOM_SYNC_MOVE_DESTINATION": "NOWHERE"}
+    monkeypatch.setattr(type(site), "env", lambda self: env)
+
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        results = [run_sync(site, instance, mode="all") for _ in range(3)]
+        first_start = instance.get_run_record_by_id(results[0].run_id).start_time
+
+    assert not any(r.success for r in results)
+    for number, result in enumerate(results, start=1):
+        [failure] = report_metadata(result)["failures"].records
+        assert failure.data["series_uid"] == study.series_uids[0]
+        assert failure.data["failing_runs"] == number
+    since = report_metadata(results[2])["failures"].records[0].data["failing_since"]
+    assert since == datetime.fromtimestamp(first_start, timezone.utc).isoformat(timespec="seconds")

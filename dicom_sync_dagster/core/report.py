@@ -133,3 +133,20 @@ def format_summary(summary: CycleSummary) -> str:
 
 def transfers_frame(transfers: list[Transfer]) -> pd.DataFrame:
     return pd.DataFrame([asdict(t) for t in transfers], columns=list(Transfer.__dataclass_fields__))
+
+
+def failure_streaks(
+    history: list[tuple[str, set[str]]], failing_now: set[str], now: str
+) -> dict[str, tuple[int, str]]:
+    """For each series failing now: in how many consecutive runs it failed (this one
+    included) and since when. ``history`` lists earlier runs newest first as
+    (start time, series that failed in it)."""
+    streaks = {}
+    for uid in failing_now:
+        runs, since = 1, now
+        for started, failed in history:
+            if uid not in failed:
+                break
+            runs, since = runs + 1, started
+        streaks[uid] = (runs, since)
+    return streaks

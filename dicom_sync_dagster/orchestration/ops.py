@@ -18,16 +18,25 @@ from dagster import (
 
 from ..connections import OPTIONAL_KEYS, check_node
 from ..core.plan import MOVE
-from ..core.report import CycleSummary, TransferRun, summarize, transfers_frame
+from ..core.report import (
+    CycleSummary,
+    TransferRun,
+    failure_streaks,
+    summarize,
+    transfers_frame,
+)
 from ..core.window import Window
 from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
 from ..dicom import DicomError
 from ..settings import ConfigError
 from .config import SyncRunConfig
+from .failure_history import FAILED_SERIES_KEY, earlier_failures
 from .resources import DicomNodeResource, SyncOptionsResource
 
 TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
 OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed
+
+REPEATED_FAILURE_RUNS = 3  # warn about a series failing in this many runs in a row
 
 REPORT_COLUMNS = [
     ("study_uid", "string"),
@@ -39,6 +48,14 @@ REPORT_COLUMNS = [
     ("outcome", "string"),
     ("seconds", "float"),
     ("error", "string"),
+]
+
+
+FAILURE_COLUMNS = [
+    *REPORT_COLUMNS,
+    ("failing_runs", "int"),
+    ("failing_since", "string"),
+    ("series_uid", "string"),
 ]
 
 
@@ -239,12 +256,28 @@ def report(
     }
     context.instance.add_run_tags(context.run_id, run_tags(summary))
     if not summary.ok:
-        failed = frame[~frame["transferred"]]
+        failed = frame[~frame["transferred"]].copy()
+        streaks = failure_streaks(
+            earlier_failures(context.instance, context.job_name, context.run_id),
+            set(failed["series_uid"]),
+            datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        failed["failing_runs"] = failed["series_uid"].map(lambda uid: streaks[uid][0])
+        failed["failing_since"] = failed["series_uid"].map(lambda uid: streaks[uid][1])
+        for row in failed[failed["failing_runs"] >= REPEATED_FAILURE_RUNS].itertuples():
+            context.log.warning(
+                f"series {row.series_number} of study {row.accession or row.study_uid} has "
+                f"failed in {row.failing_runs} runs in a row, since {row.failing_since}"
+            )
         raise Failure(
             description=(
                 f"{summary.series_failed} of {summary.series_planned} series not transferred"
             ),
-            metadata={**metadata, "failures": _table(failed, REPORT_COLUMNS)},
+            metadata={
+                **metadata,
+                "failures": _table(failed, FAILURE_COLUMNS),
+                FAILED_SERIES_KEY: MetadataValue.json(sorted(failed["series_uid"])),
+            },
         )
     context.add_output_metadata(metadata)
     return summary

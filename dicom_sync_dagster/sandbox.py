@@ -65,16 +65,35 @@ class Peer:
     host: str = LOOPBACK
 
 
+@dataclass
+class OrthancTls:
+    """DICOM TLS on an Orthanc's DICOM port (Orthanc >= 1.9.0; its own C-STOREs for a C-MOVE
+    stay plain). ``trusted``: PEM certificates (a CA will do) that client certificates must
+    chain to; Orthanc 1.10 wants the file even when no client certificate is required."""
+
+    certificate: Path
+    private_key: Path
+    trusted: Path
+    client_certificate_required: bool = True
+
+
 class OrthancServer:
-    """Debian's Orthanc with DICOM and REST on loopback."""
+    """Debian's Orthanc with DICOM and REST on loopback. With ``tls`` its DICOM port speaks
+    only DICOM TLS; ``node`` has no TLS files (the client's choice): ``replace`` them in."""
 
     def __init__(
-        self, folder: Path, ae_title: str, peers: list[Peer], port: int | None = None
+        self,
+        folder: Path,
+        ae_title: str,
+        peers: list[Peer],
+        port: int | None = None,
+        tls: OrthancTls | None = None,
     ) -> None:
         self.folder = folder
         self.node = DicomNode(ae_title.lower(), ae_title, LOOPBACK, port or free_port())
         self.http_port = free_port()
         self.peers = peers
+        self.tls = tls
         self.process: subprocess.Popen | None = None
 
     def start(self) -> OrthancServer:
@@ -96,6 +115,14 @@ class OrthancServer:
             "Plugins": [],
             "StableAge": 1,
         }
+        if self.tls:
+            config |= {
+                "DicomTlsEnabled": True,
+                "DicomTlsCertificate": str(self.tls.certificate),
+                "DicomTlsPrivateKey": str(self.tls.private_key),
+                "DicomTlsTrustedCertificates": str(self.tls.trusted),
+                "DicomTlsRemoteCertificateRequired": self.tls.client_certificate_required,
+            }
         (self.folder / "orthanc.json").write_text(json.dumps(config, indent=2))
         log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 - kept open for the child
         env = {**os.environ, "TCP_NODELAY": "1"}  # else DCMTK leaves Nagle on: ~11 images/s

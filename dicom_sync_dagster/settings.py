@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .dicom.node import DicomNode, Timeouts
+from .dicom.tls import TlsFileError, TlsFiles, ssl_context
 
 DEFAULT_CALLING_AE = "DICOMSYNC"
 
@@ -37,6 +38,22 @@ SCHEDULE = "DICOM_SYNC_SCHEDULE"
 NODE_VARIABLES = {
     "remote": (REMOTE_AE, REMOTE_HOST, REMOTE_PORT),
     "local": (LOCAL_AE, LOCAL_HOST, LOCAL_PORT),
+}
+# PEM files: the CA that signed the node's certificate (TLS is on when set), and an optional
+# client certificate and key.
+REMOTE_TLS_CA, REMOTE_TLS_CERT, REMOTE_TLS_KEY = (
+    "DICOM_SYNC_REMOTE_TLS_CA",
+    "DICOM_SYNC_REMOTE_TLS_CERT",
+    "DICOM_SYNC_REMOTE_TLS_KEY",
+)
+LOCAL_TLS_CA, LOCAL_TLS_CERT, LOCAL_TLS_KEY = (
+    "DICOM_SYNC_LOCAL_TLS_CA",
+    "DICOM_SYNC_LOCAL_TLS_CERT",
+    "DICOM_SYNC_LOCAL_TLS_KEY",
+)
+TLS_VARIABLES = {
+    "remote": (REMOTE_TLS_CA, REMOTE_TLS_CERT, REMOTE_TLS_KEY),
+    "local": (LOCAL_TLS_CA, LOCAL_TLS_CERT, LOCAL_TLS_KEY),
 }
 
 
@@ -127,6 +144,32 @@ def check_timezone(variable: str, value: str | None) -> tuple[str, tzinfo]:
         raise ConfigError([problem]) from None
 
 
+def check_tls(role: str, ca: str | None, cert: str | None, key: str | None) -> TlsFiles | None:
+    """A node's TLS files, loaded once to prove they work; ``None`` (no TLS) without a CA."""
+    names = ("ca", "cert", "key")
+    variables = dict(zip(names, TLS_VARIABLES[role], strict=True))
+    values = dict(zip(names, ((v or "").strip() or None for v in (ca, cert, key)), strict=True))
+    given = [name for name in names if values[name]]
+    if not given:
+        return None
+    if values["ca"] is None:
+        name, missing, why = given[0], "ca", "TLS is on only with a CA"
+    elif (values["cert"] is None) != (values["key"] is None):
+        name, missing = ("cert", "key") if values["cert"] else ("key", "cert")
+        why = "a client certificate and its key go together"
+    else:
+        name = missing = ""
+    if missing:
+        variable, other = variables[name], variables[missing]
+        raise ConfigError([f"{variable}={values[name]!r} is set but {other} is not ({why})"])
+    files = TlsFiles(**values)
+    try:
+        ssl_context(files)
+    except TlsFileError as exc:
+        raise ConfigError([f"{variables[exc.field]}={exc.path!r} {exc.problem}"]) from None
+    return files
+
+
 @dataclass(frozen=True)
 class SyncSettings:
     """Who talks to whom: the two nodes, our AE title, where moves go, the PACS's zone."""
@@ -157,7 +200,13 @@ def _collect(problems: list[str], check, *args):
 
 
 def node_from_values(
-    role: str, ae_title: str | None, host: str | None, port: str | int | None
+    role: str,
+    ae_title: str | None,
+    host: str | None,
+    port: str | int | None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> DicomNode:
     """A validated node; errors name the ``DICOM_SYNC_<ROLE>_*`` variables."""
     ae_var, host_var, port_var = NODE_VARIABLES[role]
@@ -165,22 +214,24 @@ def node_from_values(
     ae = _collect(problems, check_ae_title, ae_var, ae_title)
     checked_host = _collect(problems, check_host, host_var, host)
     checked_port = _collect(problems, check_port, port_var, port)
+    tls = _collect(problems, check_tls, role, tls_ca, tls_cert, tls_key)
     if problems:
         raise ConfigError(problems)
-    return DicomNode(role, ae, checked_host, checked_port)
+    return DicomNode(role, ae, checked_host, checked_port, tls)
 
 
 def settings_from_values(
     *,
-    remote: tuple[str | None, str | None, str | int | None],
-    local: tuple[str | None, str | None, str | int | None],
+    remote: tuple[str | int | None, ...],
+    local: tuple[str | int | None, ...],
     calling_ae: str | None = None,
     move_destination: str | None = None,
     timezone: str | None = None,
     timeouts: Timeouts | None = None,
     max_parallel_moves: int = 2,
 ) -> SyncSettings:
-    """Validate every value, and report every bad one at once."""
+    """Validate every value, and report every bad one at once. ``remote`` and ``local`` are
+    (AE title, host, port), optionally followed by (TLS CA, cert, key)."""
     problems: list[str] = []
     nodes = [
         _collect(problems, node_from_values, role, *values)
@@ -210,8 +261,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> SyncSettings:
     """The settings from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
     return settings_from_values(
-        remote=(env.get(REMOTE_AE), env.get(REMOTE_HOST), env.get(REMOTE_PORT)),
-        local=(env.get(LOCAL_AE), env.get(LOCAL_HOST), env.get(LOCAL_PORT)),
+        remote=tuple(map(env.get, NODE_VARIABLES["remote"] + TLS_VARIABLES["remote"])),
+        local=tuple(map(env.get, NODE_VARIABLES["local"] + TLS_VARIABLES["local"])),
         calling_ae=env.get(CALLING_AE),
         move_destination=env.get(MOVE_DESTINATION),
         timezone=env.get(TIMEZONE),

@@ -11,6 +11,7 @@ from .errors import (
 from .node import DicomNode, Timeouts
 from .outcomes import MoveOutcome, MoveResult
 from .session import DicomSession, open_session
+from .tls import TlsFailed, TlsFiles
 
 __all__ = [
     "AssociationAborted",
@@ -24,5 +25,7 @@ __all__ = [
     "NodeUnreachable",
     "QueryFailed",
     "Timeouts",
+    "TlsFailed",
+    "TlsFiles",
     "open_session",
 ]

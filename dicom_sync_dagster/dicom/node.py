@@ -1,18 +1,24 @@
-"""A DICOM node (AE title, host, port) and the timeouts used to talk to it."""
+"""A DICOM node (AE title, host, port, optional TLS) and the timeouts used to talk to it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # tls.py imports this module
+    from .tls import TlsFiles
 
 
 @dataclass(frozen=True)
 class DicomNode:
-    """A peer application entity. ``role`` names it in messages ("remote", "local")."""
+    """A peer application entity. ``role`` names it in messages ("remote", "local").
+    With ``tls``, associations use DICOM TLS and check the certificate against ``host``."""
 
     role: str
     ae_title: str
     host: str
     port: int
+    tls: TlsFiles | None = None
 
     def __str__(self) -> str:
         return f"{self.role} PACS {self.ae_title}@{self.host}:{self.port}"

@@ -28,6 +28,7 @@ from .errors import (
 )
 from .node import DicomNode, Timeouts
 from .outcomes import MoveOutcome, MoveResult, describe_status, outcome_for_status
+from .tls import TlsFailed, TlsFileError, handshake_problem, ssl_context
 
 # pynetdicom logs whole identifiers at debug level; they may hold patient data.
 _config.LOG_REQUEST_IDENTIFIERS = False
@@ -198,9 +199,16 @@ def _connect_error(node: DicomNode, timeouts: Timeouts) -> str:
 def open_session(
     node: DicomNode, calling_ae: str, timeouts: Timeouts | None = None
 ) -> Iterator[DicomSession]:
-    """Associate with ``node`` as ``calling_ae``; release (or abort) on exit, whatever happens."""
+    """Associate with ``node`` as ``calling_ae`` (over TLS when ``node.tls``); release (or
+    abort) on exit, whatever happens."""
     timeouts = timeouts or Timeouts()
     _check_resolvable(node)
+    tls_context = None
+    if node.tls is not None:
+        try:
+            tls_context = ssl_context(node.tls)
+        except TlsFileError as exc:
+            raise TlsFailed(node, f"TLS not possible: {exc}") from None
     ae = AE(ae_title=calling_ae)
     ae.connection_timeout = timeouts.connect
     ae.acse_timeout = timeouts.acse
@@ -208,7 +216,8 @@ def open_session(
     ae.network_timeout = timeouts.network
     for context in _CONTEXTS:
         ae.add_requested_context(context)
-    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
+    tls_args = (tls_context, node.host) if tls_context else None
+    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, tls_args=tls_args)
     if not assoc.is_established:
         if assoc.is_rejected:
             raise AssociationRejected(
@@ -219,6 +228,9 @@ def open_session(
         reason = _connect_error(node, timeouts)
         if reason:
             raise NodeUnreachable(node, reason)
+        reason = handshake_problem(node, tls_context, timeouts.connect) if tls_context else ""
+        if reason:
+            raise TlsFailed(node, f"TLS handshake failed: {reason}")
         raise AssociationAborted(
             node,
             f"association aborted during set-up (calling AE {calling_ae!r} may be unknown "

@@ -16,6 +16,7 @@ from ..settings import (
     MOVE_DESTINATION,
     NODE_VARIABLES,
     TIMEZONE,
+    TLS_VARIABLES,
     SyncSettings,
     node_from_values,
     settings_from_values,
@@ -29,9 +30,18 @@ class DicomNodeResource(ConfigurableResource):
     ae_title: str = Field(default="", description="Called AE title of the node.")
     host: str = Field(default="", description="Host name or IP address.")
     port: str = Field(default="", description="DICOM port, 1-65535.")
+    tls_ca: str = Field(
+        default="", description="PEM CA file that signed the node's certificate; set: DICOM TLS."
+    )
+    tls_cert: str = Field(default="", description="PEM client certificate (TLS, optional).")
+    tls_key: str = Field(default="", description="PEM key of tls_cert, unencrypted.")
+
+    def node_values(self) -> tuple[str, ...]:
+        """(AE title, host, port, TLS CA, cert, key) as given, for the settings checks."""
+        return (self.ae_title, self.host, self.port, self.tls_ca, self.tls_cert, self.tls_key)
 
     def node(self) -> DicomNode:
-        return node_from_values(self.role, self.ae_title, self.host, self.port)
+        return node_from_values(self.role, *self.node_values())
 
 
 class SyncOptionsResource(ConfigurableResource):
@@ -56,8 +66,8 @@ class SyncOptionsResource(ConfigurableResource):
 
     def settings(self, remote: DicomNodeResource, local: DicomNodeResource) -> SyncSettings:
         return settings_from_values(
-            remote=(remote.ae_title, remote.host, remote.port),
-            local=(local.ae_title, local.host, local.port),
+            remote=remote.node_values(),
+            local=local.node_values(),
             calling_ae=self.calling_ae,
             move_destination=self.move_destination,
             timezone=self.timezone,
@@ -75,8 +85,15 @@ def _env_or(name: str, default: str = "") -> str | EnvVar:
 
 def node_resource_from_env(role: str) -> DicomNodeResource:
     ae_var, host_var, port_var = NODE_VARIABLES[role]
+    ca_var, cert_var, key_var = TLS_VARIABLES[role]
     return DicomNodeResource(
-        role=role, ae_title=_env_or(ae_var), host=_env_or(host_var), port=_env_or(port_var)
+        role=role,
+        ae_title=_env_or(ae_var),
+        host=_env_or(host_var),
+        port=_env_or(port_var),
+        tls_ca=_env_or(ca_var),
+        tls_cert=_env_or(cert_var),
+        tls_key=_env_or(key_var),
     )
 
 

@@ -79,7 +79,7 @@ class OrthancTls:
 
 class OrthancServer:
     """Debian's Orthanc with DICOM and REST on loopback. With ``tls`` its DICOM port speaks
-    only DICOM TLS; ``node`` has no TLS files (the client's choice): ``replace`` them in."""
+    only DICOM TLS; ``node`` carries no client TLS files: add them with dataclasses.replace."""
 
     def __init__(
         self,

@@ -1,0 +1,716 @@
+"""The benchmark cases. Each starts its own pair of Orthanc servers, seeds them, and measures.
+
+Every case returns :class:`Row` objects for the table; rows without a goal are for attribution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench_site import (
+    CALLING_AE,
+    QUIET,
+    Site,
+    findscu_series_command,
+    findscu_studies_command,
+    median,
+    movescu_command,
+    rounds,
+    run_parallel,
+    run_quiet,
+    say,
+    series_query_file,
+    store_fast,
+    store_parallel,
+)
+
+from dicom_sync_dagster.core.selection import Mode
+from dicom_sync_dagster.cycle import Cycle, Plan, plan_cycle, query_studies, transfer
+from dicom_sync_dagster.dicom import open_session, queries
+from dicom_sync_dagster.sandbox import LOOPBACK, free_port
+from dicom_sync_dagster.synthetic import SyntheticStudy
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Sizes:
+    move_images: int = 500
+    parallel_series: int = 4
+    parallel_images: int = 200
+    query_studies: int = 2000
+    drill_studies: int = 200
+    findscu_per_round: int = 10
+    small_site_studies: int = 10
+    memory_studies: int = 20000
+    memory_seed_sample: int = 500
+    memory_seed_budget_s: float = 300.0
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            move_images=100,
+            parallel_images=50,
+            query_studies=300,
+            drill_studies=40,
+            findscu_per_round=5,
+            small_site_studies=5,
+            memory_studies=2000,
+            memory_seed_sample=200,
+        )
+
+
+@dataclass
+class Context:
+    work: Path
+    sizes: Sizes
+    repeat: int
+    memory_mode: str = "auto"
+    dagster_yaml: Path = REPO / "dagster.yaml"
+
+    def folder(self, name: str) -> Path:
+        path = self.work / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass
+class Row:
+    case: str
+    metric: str
+    tool: float | None
+    reference: float | None = None
+    ratio: float | None = None
+    goal: str = ""
+    ok: bool | None = None
+    note: str = ""
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _plan(cycle: Cycle) -> Plan:
+    remote = query_studies(cycle, cycle.settings.remote)
+    local = query_studies(cycle, cycle.settings.local)
+    return plan_cycle(cycle, remote, local, QUIET)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise RuntimeError(message)
+
+
+def _throughput_rows(
+    case: str, goal: float, samples: dict[str, list[float]], extra: str = ""
+) -> list[Row]:
+    tool, reference = median(samples["tool"]), median(samples["reference"])
+    ratio = tool / reference
+    rows = [
+        Row(
+            case,
+            "images/s",
+            tool,
+            reference,
+            ratio,
+            f"ratio >= {goal}",
+            ratio >= goal,
+            samples=samples,
+        )
+    ]
+    if extra:
+        rows.append(Row(f"  {extra}", "images/s", median(samples[extra]), reference,
+                        median(samples[extra]) / reference, note="attribution"))  # fmt: skip
+    return rows
+
+
+# -- 1. one series of 500 images: tool's C-MOVE vs movescu -------------------------------------
+
+
+def case_move(ctx: Context) -> list[Row]:
+    images = ctx.sizes.move_images
+    with Site.start(ctx.folder("1-move")) as site:
+        study = SyntheticStudy(site.ago(hours=1), [images], accession="BENCH-MOVE")
+        seconds = store_fast(site.remote.node, study.datasets())
+        say(f"1 move: seeded {images} images in {seconds:.1f} s")
+        cycle = site.cycle(Mode.smallest)
+        plan = _plan(cycle)
+        _check(len(plan.moves) == 1, f"expected one series to move, plan has {len(plan.moves)}")
+        study_uid, series_uid = study.study_uid, study.series_uids[0]
+
+        def fresh_local() -> None:
+            site.delete_on_local(series_uid, "Series")
+            _check(site.local_series_images(series_uid) == 0, "local still has the series")
+
+        def arrived() -> None:
+            got = site.local_series_images(series_uid)
+            _check(got == images, f"local has {got} of {images} images after the move")
+
+        def tool() -> float:
+            fresh_local()
+            started = time.monotonic()
+            run = transfer(cycle, plan, QUIET)
+            seconds = time.monotonic() - started
+            _check(run.transfers[0].transferred, f"tool did not transfer: {run.transfers[0]}")
+            arrived()
+            return images / seconds
+
+        def move_only() -> float:
+            fresh_local()
+            with open_session(cycle.settings.remote, CALLING_AE) as session:
+                started = time.monotonic()
+                result = session.move_series(study_uid, series_uid, "LOCAL")
+                seconds = time.monotonic() - started
+            _check(result.completed == images, f"move_series: {result}")
+            arrived()
+            return images / seconds
+
+        def reference() -> float:
+            fresh_local()
+            seconds = run_quiet(movescu_command(site, study_uid, series_uid))
+            arrived()
+            return images / seconds
+
+        samples = rounds(
+            ctx.repeat,
+            {"tool": tool, "reference": reference, "session.move_series only": move_only},
+            "1 move",
+        )
+    return _throughput_rows(
+        f"1 C-MOVE 1 series x {images} img (cycle.transfer vs movescu)",
+        0.95,
+        samples,
+        extra="session.move_series only",
+    )
+
+
+# -- 2. one study of 4 series: transfer with 4 parallel moves vs 4 movescu ---------------------
+
+
+def case_parallel(ctx: Context) -> list[Row]:
+    count, size = ctx.sizes.parallel_series, ctx.sizes.parallel_images
+    images = count * size
+    with Site.start(ctx.folder("2-parallel")) as site:
+        study = SyntheticStudy(site.ago(hours=1), [size] * count, accession="BENCH-PAR")
+        seconds = store_fast(site.remote.node, study.datasets())
+        say(f"2 parallel: seeded {images} images in {seconds:.1f} s")
+        cycle = site.cycle(Mode.all, max_parallel_moves=count)
+        plan = _plan(cycle)
+        _check(len(plan.moves) == count, f"expected {count} series, plan has {len(plan.moves)}")
+
+        def fresh_local() -> None:
+            site.delete_on_local(study.study_uid, "Study")
+            _check(not site.local_ids(study.study_uid, "Study"), "local still has the study")
+
+        def arrived() -> None:
+            got = [site.local_series_images(uid) for uid in study.series_uids]
+            _check(got == [size] * count, f"local has {got} images per series after the moves")
+
+        def tool() -> float:
+            fresh_local()
+            started = time.monotonic()
+            run = transfer(cycle, plan, QUIET)
+            seconds = time.monotonic() - started
+            _check(all(t.transferred for t in run.transfers), "tool did not transfer all")
+            arrived()
+            return images / seconds
+
+        def reference() -> float:
+            fresh_local()
+            commands = [movescu_command(site, study.study_uid, uid) for uid in study.series_uids]
+            seconds = run_parallel(commands)
+            arrived()
+            return images / seconds
+
+        samples = rounds(ctx.repeat, {"tool": tool, "reference": reference}, "2 parallel")
+    return _throughput_rows(
+        f"2 C-MOVE {count}x{size} img, {count} parallel (transfer vs {count} movescu)",
+        0.90,
+        samples,
+    )
+
+
+# -- 3. nothing missing, 2,000 studies on both: query + plan vs two findscu --------------------
+
+
+def _single_image_studies(site: Site, count: int, hours: float) -> list[SyntheticStudy]:
+    step = hours * 3600 / max(count, 1)
+    return [
+        SyntheticStudy(site.ago(seconds=60 + i * step), [1], accession=f"B{i:06d}")
+        for i in range(count)
+    ]
+
+
+def case_query(ctx: Context) -> list[Row]:
+    count = ctx.sizes.query_studies
+    with Site.start(ctx.folder("3-query")) as site:
+        studies = _single_image_studies(site, count, hours=23)
+        datasets = [ds for study in studies for ds in study.datasets()]
+        seconds = store_parallel([(site.remote.node, datasets), (site.local.node, datasets)])
+        say(f"3 query: seeded {count} studies on both in {seconds:.1f} s "
+            f"({2 * count / seconds:.0f} images/s)")  # fmt: skip
+        cycle = site.cycle(Mode.smallest, window_hours=24)
+        date_range = cycle.window.date_range_query
+        parts: dict[str, list[float]] = {"query remote": [], "query local": [], "plan_cycle": []}
+
+        def tool() -> float:
+            started = time.monotonic()
+            remote = query_studies(cycle, cycle.settings.remote)
+            queried_remote = time.monotonic()
+            local = query_studies(cycle, cycle.settings.local)
+            queried_local = time.monotonic()
+            plan = plan_cycle(cycle, remote, local, QUIET)
+            done = time.monotonic()
+            _check(len(remote) == count and len(local) == count, "not every study was found")
+            _check(plan.windowed_studies == count, f"windowed {plan.windowed_studies} of {count}")
+            _check(plan.moves.empty and not any(plan.queries.values()), f"{plan.queries}")
+            parts["query remote"].append(queried_remote - started)
+            parts["query local"].append(queried_local - queried_remote)
+            parts["plan_cycle"].append(done - queried_local)
+            return done - started
+
+        def reference() -> float:
+            remote = run_quiet(findscu_studies_command(cycle.settings.remote, date_range))
+            return remote + run_quiet(findscu_studies_command(cycle.settings.local, date_range))
+
+        samples = rounds(ctx.repeat, {"tool": tool, "reference": reference}, "3 query")
+    tool_s, ref_s = median(samples["tool"]), median(samples["reference"])
+    rows = [
+        Row(
+            f"3 nothing missing, {count} studies: query both + plan (vs 2 findscu)",
+            "s",
+            tool_s,
+            ref_s,
+            tool_s / ref_s,
+            "ratio <= 1.5",
+            tool_s / ref_s <= 1.5,
+            samples=samples,
+        )
+    ]
+    # parts holds the warm-up too: drop it
+    for name, values in parts.items():
+        rows.append(Row(f"  {name}", "s", median(values[1:]), note="attribution"))
+    return rows
+
+
+# -- 4. drill-down: 200 studies each missing one series ----------------------------------------
+
+
+def case_drilldown(ctx: Context) -> list[Row]:
+    count, per_round = ctx.sizes.drill_studies, ctx.sizes.findscu_per_round
+    with Site.start(ctx.folder("4-drilldown")) as site:
+        studies = [
+            SyntheticStudy(site.ago(hours=1 + 10 * i / count), [1, 2], accession=f"D{i:05d}")
+            for i in range(count)
+        ]
+        seconds = store_parallel(
+            [
+                (site.remote.node, [ds for s in studies for ds in s.datasets()]),
+                (site.local.node, [ds for s in studies for ds in s.datasets([0])]),
+            ]
+        )
+        say(f"4 drill-down: seeded {count} studies (local lacks one series each) in {seconds:.1f}s")
+        cycle = site.cycle(Mode.all)
+        remote = query_studies(cycle, cycle.settings.remote)
+        local = query_studies(cycle, cycle.settings.local)
+        uids = [s.study_uid for s in studies]
+        sample = [uids[i * len(uids) // per_round] for i in range(per_round)]
+        nodes = [cycle.settings.remote, cycle.settings.local]
+        files = {
+            node.role: [series_query_file(ctx.folder("4-drilldown/queries"), uid) for uid in sample]
+            for node in nodes[:1]
+        }
+
+        def tool() -> float:
+            started = time.monotonic()
+            plan = plan_cycle(cycle, remote, local, QUIET)
+            seconds = time.monotonic() - started
+            made = plan.queries["remote_series_queries"] + plan.queries["local_series_queries"]
+            _check(made == 2 * count, f"expected {2 * count} series queries: {plan.queries}")
+            _check(len(plan.moves) == count, f"expected {count} moves, got {len(plan.moves)}")
+            return 1000 * seconds / made
+
+        def reference() -> float:
+            times = [
+                run_quiet(findscu_series_command(nodes[i % 2], uid)) for i, uid in enumerate(sample)
+            ]
+            return 1000 * median(times)
+
+        def one_association() -> float:
+            node = cycle.settings.remote
+            command = ["findscu", "-S", "-aet", CALLING_AE, "-aec", node.ae_title, LOOPBACK]
+            command += [str(node.port), *map(str, files[node.role])]
+            return 1000 * run_quiet(command) / len(sample)
+
+        def session_find() -> float:
+            times = []
+            with open_session(cycle.settings.remote, CALLING_AE) as session:
+                for uid in sample:
+                    started = time.monotonic()
+                    session.find(queries.series_of_study(uid))
+                    times.append(time.monotonic() - started)
+            return 1000 * median(times)
+
+        samples = rounds(
+            ctx.repeat,
+            {
+                "tool": tool,
+                "reference": reference,
+                "findscu, all queries on 1 association": one_association,
+                "session.find, open association": session_find,
+            },
+            "4 drill-down",
+        )
+    tool_ms, ref_ms = median(samples["tool"]), median(samples["reference"])
+    rows = [
+        Row(
+            f"4 drill-down, {count} studies missing 1 series: ms per series query"
+            " (plan_cycle vs 1 findscu each)",
+            "ms/query",
+            tool_ms,
+            ref_ms,
+            tool_ms / ref_ms,
+            "tool <= 10 ms",
+            tool_ms <= 10,
+            samples=samples,
+        )
+    ]
+    for name in ("findscu, all queries on 1 association", "session.find, open association"):
+        rows.append(Row(f"  {name}", "ms/query", median(samples[name]), note="attribution"))
+    return rows
+
+
+# -- 5. dicom-sync run --once with nothing to do -----------------------------------------------
+
+
+def _small_synced_site(ctx: Context, name: str) -> Site:
+    site = Site.start(ctx.folder(name))
+    studies = _single_image_studies(site, ctx.sizes.small_site_studies, hours=6)
+    datasets = [ds for study in studies for ds in study.datasets()]
+    store_parallel([(site.remote.node, datasets), (site.local.node, datasets)])
+    return site
+
+
+def _dagster_env(site: Site, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
+    env.update(site.env())
+    env.update(extra)
+    env["DAGSTER_HOME"] = str(home)
+    return env
+
+
+def _dagster_home(folder: Path, dagster_yaml: Path) -> Path:
+    home = folder / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(dagster_yaml, home / "dagster.yaml")
+    return home
+
+
+def case_cli(ctx: Context) -> list[Row]:
+    folder = ctx.folder("5-cli")
+    with _small_synced_site(ctx, "5-cli") as site:
+        home = _dagster_home(folder, ctx.dagster_yaml)
+        cwd = folder / "cwd"  # not the repo: the CLI would read a .env there
+        cwd.mkdir(exist_ok=True)
+        env = _dagster_env(site, home)
+        command = [str(BIN / "dicom-sync"), "run", "--once"]
+
+        def tool() -> float:
+            return run_quiet(command, env=env, cwd=cwd)
+
+        def imports() -> float:
+            code = "import dicom_sync_dagster.definitions"
+            return run_quiet([sys.executable, "-c", code], env=env, cwd=cwd)
+
+        def bare() -> float:
+            return run_quiet([sys.executable, "-c", "import dagster"], env=env, cwd=cwd)
+
+        samples = rounds(
+            ctx.repeat,
+            {
+                "tool": tool,
+                "python -c 'import dicom_sync_dagster.definitions'": imports,
+                "python -c 'import dagster'": bare,
+            },
+            "5 cli",
+        )
+    tool_s = median(samples["tool"])
+    rows = [
+        Row(
+            "5 `dicom-sync run --once`, nothing to do (wall, subprocess)",
+            "s",
+            tool_s,
+            goal="tool <= 4 s",
+            ok=tool_s <= 4,
+            samples=samples,
+        )
+    ]
+    for name in list(samples)[1:]:
+        rows.append(Row(f"  {name}", "s", median(samples[name]), note="attribution"))
+    return rows
+
+
+# -- 6. a run launched in dagster dev over GraphQL ---------------------------------------------
+
+
+@contextlib.contextmanager
+def _dagster_dev(
+    site: Site, folder: Path, dagster_yaml: Path
+) -> Iterator[tuple[subprocess.Popen, int, Path, float]]:
+    home = _dagster_home(folder, dagster_yaml)
+    cwd = folder / "cwd"
+    cwd.mkdir(exist_ok=True)
+    env = _dagster_env(site, home, DICOM_SYNC_SCHEDULE="off")
+    port = free_port()
+    log = folder / "dagster_dev.log"
+    command = ["dev", "-h", LOOPBACK, "-p", str(port), "-m", "dicom_sync_dagster.definitions"]
+    started = time.monotonic()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dagster", *command],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole below
+        )
+    try:
+        yield process, port, home, started
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the group of the child we started
+        process.wait(5)
+
+
+_WORKSPACE = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
+
+
+def _wait_loaded(process: subprocess.Popen, port: int, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _check(process.poll() is None, f"dagster dev exited with {process.returncode}")
+        try:
+            request = urllib.request.Request(
+                f"http://{LOOPBACK}:{port}/graphql",
+                data=json.dumps({"query": _WORKSPACE}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                body = json.loads(response.read())
+            entries = body["data"]["workspaceOrError"]["locationEntries"]
+            if entries and entries[0]["loadStatus"] == "LOADED":
+                return
+        except (OSError, urllib.error.URLError, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"dagster dev did not load the code location in {seconds} s")
+
+
+def _run_phases(home: Path, runs: list[tuple[str, float]]) -> dict[str, list[float]]:
+    """From the instance's event log: where each run's time went (seconds)."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    marks = [
+        ("client submit -> RUN_ENQUEUED (GraphQL)", None, DagsterEventType.RUN_ENQUEUED),
+        (
+            "RUN_ENQUEUED -> RUN_STARTING (run queue daemon picks it up)",
+            DagsterEventType.RUN_ENQUEUED,
+            DagsterEventType.RUN_STARTING,
+        ),
+        (
+            "RUN_STARTING -> RUN_START (run worker process launch + imports)",
+            DagsterEventType.RUN_STARTING,
+            DagsterEventType.RUN_START,
+        ),
+        ("RUN_START -> RUN_SUCCESS (the six ops)", DagsterEventType.RUN_START,
+         DagsterEventType.RUN_SUCCESS),
+    ]  # fmt: skip
+    phases: dict[str, list[float]] = {name: [] for name, _, _ in marks}
+    with DagsterInstance.from_config(str(home)) as instance:
+        for run_id, submitted in runs:
+            stamps: dict[object, float] = {None: submitted}
+            for record in instance.all_logs(run_id):
+                event = record.dagster_event
+                if event and event.event_type not in stamps:
+                    stamps[event.event_type] = record.timestamp
+            for name, first, last in marks:
+                if first in stamps and last in stamps:
+                    phases[name].append(stamps[last] - stamps[first])
+    return phases
+
+
+def case_dev(ctx: Context) -> list[Row]:
+    from dagster import DagsterRunStatus
+    from dagster_graphql import DagsterGraphQLClient
+
+    folder = ctx.folder("6-dev")
+    terminal = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    with (
+        _small_synced_site(ctx, "6-dev") as site,
+        _dagster_dev(site, folder, ctx.dagster_yaml) as (process, port, home, started),
+    ):
+        _wait_loaded(process, port)
+        startup = time.monotonic() - started
+        say(f"6 dagster dev: code location loaded {startup:.1f} s after start")
+        client = DagsterGraphQLClient(LOOPBACK, port_number=port)
+        runs: list[tuple[str, float]] = []
+
+        def tool() -> float:
+            submitted_wall, submitted = time.time(), time.monotonic()
+            run_id = client.submit_job_execution(
+                "dicom_sync", run_config={"ops": {"start_cycle": {"config": {"mode": "smallest"}}}}
+            )
+            status = client.get_run_status(run_id)
+            while status not in terminal:
+                _check(time.monotonic() - submitted < 180, f"run {run_id} still {status}")
+                time.sleep(0.05)
+                status = client.get_run_status(run_id)
+            seconds = time.monotonic() - submitted
+            _check(status == DagsterRunStatus.SUCCESS, f"run {run_id} ended {status}")
+            runs.append((run_id, submitted_wall))
+            return seconds
+
+        samples = rounds(ctx.repeat, {"tool": tool}, "6 dagster dev")
+        phases = _run_phases(home, runs[1:])
+    tool_s = median(samples["tool"])
+    rows = [
+        Row(
+            "6 run in `dagster dev` via GraphQL, nothing to do: submit -> SUCCESS",
+            "s",
+            tool_s,
+            goal="tool <= 8 s",
+            ok=tool_s <= 8,
+            samples=samples,
+        ),
+        Row("  dagster dev start -> code location loaded", "s", startup, note="attribution"),
+    ]
+    for name, values in phases.items():
+        rows.append(Row(f"  {name}", "s", median(values), note="attribution"))
+    return rows
+
+
+# -- 7. 20,000 studies: peak memory of query + plan --------------------------------------------
+
+
+def _memory_child(args: list[str]) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, str(HERE / "memory_child.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"memory child failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def case_memory(ctx: Context) -> list[Row]:
+    count = ctx.sizes.memory_studies
+    with Site.start(ctx.folder("7-memory")) as site:
+        studies = _single_image_studies(site, count, hours=23)
+        sample = ctx.sizes.memory_seed_sample
+        datasets = [ds for study in studies[:sample] for ds in study.datasets()]
+        seconds = store_parallel([(site.remote.node, datasets), (site.local.node, datasets)])
+        rate = 2 * sample / seconds
+        estimate = 2 * (count - sample) / rate
+        say(f"7 memory: seeding rate {rate:.0f} images/s (both servers at once): the other "
+            f"{count - sample} studies on both would take ~{estimate:.0f} s")  # fmt: skip
+        mode = ctx.memory_mode
+        if mode == "auto":
+            mode = "real" if estimate <= ctx.sizes.memory_seed_budget_s else "synthetic"
+        if mode == "real":
+            rest = [ds for study in studies[sample:] for ds in study.datasets()]
+            seconds = store_parallel([(site.remote.node, rest), (site.local.node, rest)])
+            say(f"7 memory: seeded the other {count - sample} studies on both in {seconds:.0f} s")
+            how = (
+                f"real: {count} studies x 1 image seeded on both Orthancs, measured "
+                "query_studies x2 + plan_cycle over DICOM"
+            )
+        else:
+            how = (
+                f"synthetic: seeding would take ~{estimate:.0f} s > "
+                f"{ctx.sizes.memory_seed_budget_s:.0f} s, so the {count}-row remote and local "
+                "frames were built with core.frames.study_frame; plan_cycle on them"
+            )
+        say(f"7 memory: measured the {mode} way")
+        args = [
+            "--mode", mode, "--rows", str(count),
+            "--remote-port", str(site.remote.node.port),
+            "--local-port", str(site.local.node.port),
+            "--reference", site.reference.isoformat(),
+        ]  # fmt: skip
+        results: list[dict[str, object]] = []
+
+        def tool() -> float:
+            result = _memory_child(args)
+            _check(result["windowed"] == count, f"windowed {result['windowed']} of {count}")
+            results.append(result)
+            return float(result["peak_rss_mb"])  # type: ignore[arg-type]
+
+        def traced() -> float:
+            result = _memory_child([*args, "--tracemalloc"])
+            results.append(result)
+            return float(result["tracemalloc_peak_mb"])  # type: ignore[arg-type]
+
+        samples = rounds(
+            ctx.repeat, {"tool": tool, "tracemalloc peak of query+plan": traced}, "7 memory"
+        )
+    plain = [r for r in results if "tracemalloc_peak_mb" not in r][1:]
+    peak = median(samples["tool"])
+    rows = [
+        Row(
+            f"7 {count} studies: peak RSS of query+plan in a run-worker-like process ({mode})",
+            "MB",
+            peak,
+            goal="tool <= 400 MB",
+            ok=peak <= 400,
+            note=how,
+            samples=samples,
+        ),
+        Row(
+            "  RSS after imports (dagster definitions, pandas, pynetdicom)",
+            "MB",
+            median([float(r["baseline_rss_mb"]) for r in plain]),  # type: ignore[arg-type]
+            note="attribution",
+        ),
+        Row(
+            "  tracemalloc peak during query+plan (Python + numpy allocations)",
+            "MB",
+            median(samples["tracemalloc peak of query+plan"]),
+            note="attribution",
+        ),
+        Row(
+            "  seconds of query+plan (untraced child)",
+            "s",
+            median([float(r["seconds"]) for r in plain]),  # type: ignore[arg-type]
+            note="attribution",
+        ),
+    ]
+    return rows
+
+
+CASES: dict[str, tuple[str, Callable[[Context], list[Row]]]] = {
+    "move": ("1: one 500-image series, tool C-MOVE vs movescu", case_move),
+    "parallel": ("2: 4x200-image study, 4 parallel moves vs 4 movescu", case_parallel),
+    "query": ("3: nothing missing, 2,000 studies: query+plan vs 2 findscu", case_query),
+    "drilldown": ("4: 200 studies missing a series: ms per series query", case_drilldown),
+    "cli": ("5: dicom-sync run --once, nothing to do", case_cli),
+    "dev": ("6: dagster dev run over GraphQL, submit -> SUCCESS", case_dev),
+    "memory": ("7: 20,000 studies: peak memory of query+plan", case_memory),
+}

@@ -33,6 +33,7 @@ from .dicom import (
     open_session,
     queries,
 )
+from .dicom.tls import TlsFailed
 from .settings import SyncSettings
 
 UID_LIST_CHUNK = 100  # StudyInstanceUIDs per C-FIND by UID list
@@ -168,11 +169,14 @@ class _Reconnecting:
         self.session = None
 
 
-_OUTCOME_FOR_ERROR = {
-    NodeUnreachable: MoveOutcome.UNREACHABLE,
-    AssociationRejected: MoveOutcome.REJECTED,
-    DimseTimeout: MoveOutcome.TIMEOUT,
-}
+def _outcome_for_error(exc: DicomError) -> MoveOutcome:
+    if isinstance(exc, TlsFailed | AssociationRejected):
+        return MoveOutcome.REJECTED  # a configuration problem: retrying will not help
+    if isinstance(exc, NodeUnreachable):
+        return MoveOutcome.UNREACHABLE
+    if isinstance(exc, DimseTimeout):
+        return MoveOutcome.TIMEOUT
+    return MoveOutcome.ABORTED
 
 
 def _progress_logger(log: Log, label: str) -> Callable[[int, int, int, int], None]:
@@ -202,28 +206,41 @@ class _Mover:
         self.remote = _Reconnecting(settings.remote, settings)
         self.local = _Reconnecting(settings.local, settings)
         self.unreachable = unreachable  # shared: once the remote is gone, fail the rest at once
+        self.last_error: DicomError | None = None
 
     def close(self) -> None:
         self.remote.close()
         self.local.close()
 
-    def move(self, row: pd.Series, position: str) -> Transfer:
-        label = _label(row)
-        self.log.info(f"{position} moving {label}: {row['remote_images']} images")
+    def _attempt(self, row: pd.Series, label: str) -> MoveResult:
         try:
             if self.unreachable:
                 raise self.unreachable[0]
-            result = self.remote.get().move_series(
+            return self.remote.get().move_series(
                 row["study_uid"],
                 row["series_uid"],
                 self.settings.destination,
                 _progress_logger(self.log, label),
             )
         except DicomError as exc:
-            outcome = _OUTCOME_FOR_ERROR.get(type(exc), MoveOutcome.ABORTED)
-            if outcome is MoveOutcome.UNREACHABLE and not self.unreachable:
-                self.unreachable.append(exc)
-            result = MoveResult(outcome, message=str(exc))
+            self.last_error = exc
+            return MoveResult(_outcome_for_error(exc), message=str(exc))
+
+    def move(self, row: pd.Series, position: str) -> Transfer:
+        """Move one series, retrying transient failures with backoff, then confirm it."""
+        label = _label(row)
+        self.log.info(f"{position} moving {label}: {row['remote_images']} images")
+        result, attempts, retries = self._attempt(row, label), 1, self.settings.move_retries
+        while result.transient and attempts <= retries and not self.unreachable:
+            delay = self.settings.retry_backoff_seconds * 2 ** (attempts - 1)
+            self.log.warning(
+                f"{label}: {result.outcome.value} ({result.message}); "
+                f"retry {attempts}/{retries} in {delay:g}s"
+            )
+            time.sleep(delay)
+            result, attempts = self._attempt(row, label), attempts + 1
+        if result.outcome is MoveOutcome.UNREACHABLE and not self.unreachable:
+            self.unreachable.append(self.last_error)
         local_images, error = None, result.message
         if result.outcome not in (MoveOutcome.UNREACHABLE, MoveOutcome.REJECTED):
             try:
@@ -257,6 +274,7 @@ class _Mover:
             local_images=local_images,
             seconds=round(result.seconds, 3),
             error=error,
+            attempts=attempts,
         )
 
 

@@ -181,6 +181,8 @@ class SyncSettings:
     timezone_name: str = "UTC"
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_parallel_moves: int = 2
+    move_retries: int = 2
+    retry_backoff_seconds: float = 2.0
 
     @property
     def zone(self) -> tzinfo:
@@ -229,6 +231,8 @@ def settings_from_values(
     timezone: str | None = None,
     timeouts: Timeouts | None = None,
     max_parallel_moves: int = 2,
+    move_retries: int = 2,
+    retry_backoff_seconds: float = 2.0,
 ) -> SyncSettings:
     """Validate every value, and report every bad one at once. ``remote`` and ``local`` are
     (AE title, host, port), optionally followed by (TLS CA, cert, key)."""
@@ -244,6 +248,10 @@ def settings_from_values(
     zone = _collect(problems, check_timezone, TIMEZONE, timezone)
     if not 1 <= max_parallel_moves <= 32:
         problems.append(f"max_parallel_moves={max_parallel_moves!r} must be 1-32")
+    if not 0 <= move_retries <= 10:
+        problems.append(f"move_retries={move_retries!r} must be 0-10")
+    if not 0 <= retry_backoff_seconds <= 300:
+        problems.append(f"retry_backoff_seconds={retry_backoff_seconds!r} must be 0-300")
     if problems:
         raise ConfigError(problems)
     return SyncSettings(
@@ -254,6 +262,8 @@ def settings_from_values(
         timezone_name=zone[0],
         timeouts=timeouts or Timeouts(),
         max_parallel_moves=max_parallel_moves,
+        move_retries=move_retries,
+        retry_backoff_seconds=retry_backoff_seconds,
     )
 
 

@@ -28,6 +28,7 @@ class Transfer:
     local_images: int | None = None
     seconds: float = 0.0
     error: str = ""
+    attempts: int = 1
 
 
 @dataclass(frozen=True)

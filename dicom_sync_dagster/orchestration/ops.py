@@ -47,10 +47,23 @@ REPORT_COLUMNS = [
     ("images", "int"),
     ("outcome", "string"),
     ("seconds", "float"),
+    ("attempts", "int"),
     ("error", "string"),
 ]
 
 
+PLAN_TABLE_COLUMNS = [
+    ("study_uid", "string"),
+    ("accession", "string"),
+    ("modality", "string"),
+    ("series_number", "int"),
+    ("series_description", "string"),
+    ("remote_images", "int"),
+    ("local_images", "int"),
+    ("action", "string"),
+    ("reason", "string"),
+    ("note", "string"),
+]
 FAILURE_COLUMNS = [
     *REPORT_COLUMNS,
     ("failing_runs", "int"),
@@ -164,15 +177,7 @@ def plan_transfers(
             "images_planned": int(moves["remote_images"].fillna(0).sum()),
             "reasons": MetadataValue.json(plan.rows["reason"].value_counts().to_dict()),
             **{k: v for k, v in plan.queries.items()},
-            "plan": _table(
-                plan.rows.assign(
-                    images=plan.rows["remote_images"],
-                    outcome=plan.rows["reason"],
-                    seconds=None,
-                    error=plan.rows["note"],
-                ),
-                REPORT_COLUMNS,
-            ),
+            "plan": _table(plan.rows, PLAN_TABLE_COLUMNS),
         }
     )
     return plan

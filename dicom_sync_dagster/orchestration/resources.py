@@ -63,6 +63,14 @@ class SyncOptionsResource(ConfigurableResource):
     max_parallel_moves: int = Field(
         default=2, description="C-MOVEs at once, each on its own association (1-32)."
     )
+    move_retries: int = Field(
+        default=2,
+        description="Retries within a run of a move that failed for a transient reason "
+        "(timeout, abort, out of resources, unreachable); 0-10.",
+    )
+    retry_backoff_seconds: float = Field(
+        default=2.0, description="Wait before the first retry; doubled for each further one."
+    )
 
     def settings(self, remote: DicomNodeResource, local: DicomNodeResource) -> SyncSettings:
         return settings_from_values(
@@ -75,6 +83,8 @@ class SyncOptionsResource(ConfigurableResource):
                 self.connect_timeout, self.acse_timeout, self.dimse_timeout, self.network_timeout
             ),
             max_parallel_moves=self.max_parallel_moves,
+            move_retries=self.move_retries,
+            retry_backoff_seconds=self.retry_backoff_seconds,
         )
 
 

@@ -1,0 +1,149 @@
+"""A scripted pynetdicom Q/R SCP, for faults that real servers will not produce on demand:
+a chosen C-MOVE failure status, a partial move, a stall, an abort mid-move.
+
+It holds its instances in memory, answers Study Root C-FINDs about them (with instance
+counts) and performs C-MOVEs for real (C-STOREs to the destination, e.g. a real Orthanc),
+except where its script says otherwise. Each C-MOVE request takes the next script step:
+  "ok"                 move the series
+  0xA701 (any int)     answer that final status at once, move nothing
+  ("partial", k)       move k instances, then end with 0xB000 (the rest counted failed)
+  ("stall", seconds)   send nothing for that long, then move the series
+  ("abort", k)         move k instances, then abort the association
+When the script runs out, every further request is "ok".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import (
+    SecondaryCaptureImageStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from dicom_sync_dagster.dicom import DicomNode
+from dicom_sync_dagster.sandbox import LOOPBACK, free_port
+
+
+class ScriptedPacs:
+    def __init__(
+        self,
+        ae_title: str,
+        datasets: Iterable[Dataset],
+        destinations: dict[str, int],
+        script: list | None = None,
+    ) -> None:
+        self.node = DicomNode("remote", ae_title, LOOPBACK, free_port())
+        self.instances: dict[str, dict[str, list[Dataset]]] = defaultdict(lambda: defaultdict(list))
+        for ds in datasets:
+            self.instances[ds.StudyInstanceUID][ds.SeriesInstanceUID].append(ds)
+        self.destinations = destinations
+        self.script = list(script or [])
+        self.moves: list[str] = []  # SeriesInstanceUIDs asked for, in order
+        self.release = threading.Event()
+        self.server = None
+
+    def start(self) -> ScriptedPacs:
+        ae = AE(ae_title=self.node.ae_title)
+        for context in (
+            Verification,
+            StudyRootQueryRetrieveInformationModelFind,
+            StudyRootQueryRetrieveInformationModelMove,
+        ):
+            ae.add_supported_context(context)
+        ae.add_requested_context(SecondaryCaptureImageStorage)
+        handlers = [(evt.EVT_C_FIND, self._find), (evt.EVT_C_MOVE, self._move)]
+        self.server = ae.start_server(
+            (LOOPBACK, self.node.port), block=False, evt_handlers=handlers
+        )
+        return self
+
+    def stop(self) -> None:
+        self.release.set()
+        if self.server:
+            self.server.shutdown()
+
+    # -- C-FIND ---------------------------------------------------------------------------
+    def _find(self, event):
+        query = event.identifier
+        level = query.QueryRetrieveLevel
+        wanted = set(str(query.get("StudyInstanceUID", "")).split("\\")) - {""}
+        for study_uid, series in self.instances.items():
+            if wanted and study_uid not in wanted:
+                continue
+            first = next(iter(series.values()))[0]
+            if level == "STUDY":
+                yield (
+                    0xFF00,
+                    self._answer(
+                        first,
+                        "STUDY",
+                        NumberOfStudyRelatedInstances=sum(len(v) for v in series.values()),
+                        NumberOfStudyRelatedSeries=len(series),
+                    ),
+                )
+                continue
+            for series_uid, instances in series.items():
+                if query.get("SeriesInstanceUID") and query.SeriesInstanceUID != series_uid:
+                    continue
+                if level == "SERIES":
+                    yield (
+                        0xFF00,
+                        self._answer(
+                            instances[0], "SERIES", NumberOfSeriesRelatedInstances=len(instances)
+                        ),
+                    )
+                elif level == "IMAGE":
+                    for ds in instances:
+                        yield 0xFF00, self._answer(ds, "IMAGE")
+
+    @staticmethod
+    def _answer(ds: Dataset, level: str, **counts: int) -> Dataset:
+        answer = Dataset()
+        answer.QueryRetrieveLevel = level
+        keywords = ["StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber"]
+        if level in ("SERIES", "IMAGE"):
+            keywords += ["SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription"]
+        if level == "IMAGE":
+            keywords.append("SOPInstanceUID")
+        for keyword in keywords:
+            setattr(answer, keyword, ds.get(keyword, ""))
+        for keyword, value in counts.items():
+            setattr(answer, keyword, value)
+        return answer
+
+    # -- C-MOVE ---------------------------------------------------------------------------
+    def _move(self, event):
+        query = event.identifier
+        series_uid = str(query.SeriesInstanceUID)
+        self.moves.append(series_uid)
+        instances = self.instances[str(query.StudyInstanceUID)][series_uid]
+        step = self.script.pop(0) if self.script else "ok"
+        if event.move_destination.strip() not in self.destinations:
+            yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
+            return
+        yield LOOPBACK, self.destinations[event.move_destination.strip()]
+        yield len(instances)
+        if isinstance(step, int):
+            yield step, None
+            return
+        kind, arg = (step, None) if isinstance(step, str) else step
+        if kind == "stall":
+            self.release.wait(arg)
+        count = arg if kind in ("partial", "abort") else len(instances)
+        for ds in instances[:count]:
+            yield 0xFF00, ds
+        if kind == "partial":
+            failed = Dataset()
+            failed.FailedSOPInstanceUIDList = [ds.SOPInstanceUID for ds in instances[count:]]
+            yield 0xB000, failed
+        elif kind == "abort":
+            time.sleep(0.1)
+            event.assoc.abort()

@@ -1,0 +1,177 @@
+"""How a run meets a misbehaving remote: each fault with its expected outcome.
+
+The remote here is the scripted pynetdicom SCP of scripted_pacs.py, because no real server
+answers a chosen status, stalls or aborts on demand; the local PACS is a real Orthanc, and
+the moves really C-STORE into it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dicom_sync_dagster.synthetic import SyntheticStudy
+
+from .conftest import Site
+from .helpers import moved_series, plan_of, report_metadata, run_sync, transfers_of
+from .scripted_pacs import ScriptedPacs
+
+pytestmark = pytest.mark.servers
+
+FAST_RETRIES = {"retry_backoff_seconds": 0.05, "move_retries": 2}
+
+
+@pytest.fixture
+def scripted_site(local_orthanc):
+    """Returns a function: (series sizes, script) -> (site, study, scripted remote)."""
+    started: list[ScriptedPacs] = []
+
+    def make(sizes: list[int], script: list) -> tuple[Site, SyntheticStudy, ScriptedPacs]:
+        site = Site(None, local_orthanc, _now())
+        study = SyntheticStudy(site.ago(hours=1), sizes, accession="ACC-F")
+        remote = ScriptedPacs(
+            "SCRIPTED",
+            study.datasets(),
+            {local_orthanc.node.ae_title: local_orthanc.node.port},
+            script,
+        ).start()
+        started.append(remote)
+        site.remote = remote
+        return site, study, remote
+
+    yield make
+    for remote in started:
+        remote.stop()
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def our_connections_to(port: int) -> int:
+    """Established TCP connections from this process to ``port`` (from /proc)."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].split(":")[1], 16)
+        if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+            count += 1
+    return count
+
+
+def only_transfer(result):
+    [transfer] = transfers_of(result)
+    return transfer
+
+
+@pytest.mark.parametrize("status", [0xA701, 0xA702])
+def test_out_of_resources_is_retried_within_the_run(scripted_site, status):
+    site, study, remote = scripted_site([3], [status])
+
+    result = run_sync(site, options=FAST_RETRIES, mode="all")
+
+    assert result.success
+    transfer = only_transfer(result)
+    assert (transfer.outcome, transfer.attempts, transfer.transferred) == ("success", 2, True)
+    assert remote.moves == [study.series_uids[0]] * 2
+    assert site.local.series_instances(study.series_uids[0]) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "words"),
+    [
+        (0xC001, "failure", "0xC001 Failure: Unable to Process"),
+        (0xA900, "failure", "0xA900 Failure: Identifier does not match SOP class"),
+        (0xFE00, "cancelled", "0xFE00 Cancel"),
+    ],
+)
+def test_permanent_statuses_are_named_and_not_retried(scripted_site, status, outcome, words):
+    site, study, remote = scripted_site([2], [status])
+
+    result = run_sync(site, options=FAST_RETRIES, mode="all")
+
+    assert not result.success
+    transfer = only_transfer(result)
+    assert (transfer.outcome, transfer.attempts, transfer.transferred) == (outcome, 1, False)
+    assert words in transfer.error
+    assert remote.moves == [study.series_uids[0]]
+
+
+def test_unknown_move_destination_is_named_and_not_retried(scripted_site, monkeypatch):
+    site, _study, _remote = scripted_site([2], [])
+    env = site.env() | {"DICOM_SYNC_MOVE_DESTINATION": "NOWHERE"}
+    monkeypatch.setattr(Site, "env", lambda self: env)
+
+    result = run_sync(site, options=FAST_RETRIES, mode="all")
+
+    transfer = only_transfer(result)
+    assert (transfer.outcome, transfer.attempts) == ("failure", 1)
+    assert "0xA801" in transfer.error and "destination unknown" in transfer.error.lower()
+
+
+def test_a_partial_move_is_recorded_with_its_counts_and_completed_next_run(scripted_site):
+    site, study, _remote = scripted_site([5], [("partial", 2)])
+
+    first = run_sync(site, options=FAST_RETRIES, mode="all")
+
+    assert not first.success
+    transfer = only_transfer(first)
+    assert (transfer.outcome, transfer.completed, transfer.failed) == ("warning", 2, 3)
+    assert not transfer.transferred and transfer.local_images == 2
+    assert "0xB000" in transfer.error
+    assert report_metadata(first)["series_failed"] == 1
+
+    second = run_sync(site, options=FAST_RETRIES, mode="all")
+
+    assert second.success
+    assert plan_of(second).loc[0, "reason"] == "selected: local has fewer images"
+    assert moved_series(second) == {study.series_uids[0]}
+    assert site.local.series_instances(study.series_uids[0]) == 5
+
+
+def test_a_stalled_move_hits_the_timeout_and_is_retried(scripted_site):
+    site, _study, remote = scripted_site([3], [("stall", 20)])
+    started = time.monotonic()
+
+    result = run_sync(site, options={**FAST_RETRIES, "dimse_timeout": 1.0}, mode="all")
+
+    assert result.success
+    assert time.monotonic() - started < 15
+    transfer = only_transfer(result)
+    assert (transfer.outcome, transfer.attempts, transfer.transferred) == ("success", 2, True)
+    assert our_connections_to(remote.node.port) == 0  # the stalled association was aborted
+
+
+def test_an_abort_mid_move_is_retried_and_the_series_confirmed(scripted_site):
+    site, study, _remote = scripted_site([4], [("abort", 1)])
+
+    result = run_sync(site, options=FAST_RETRIES, mode="all")
+
+    assert result.success
+    transfer = only_transfer(result)
+    assert (transfer.outcome, transfer.attempts, transfer.transferred) == ("success", 2, True)
+    assert site.local.series_instances(study.series_uids[0]) == 4
+
+
+def test_transient_failures_that_persist_end_after_the_retries(scripted_site):
+    site, _study, remote = scripted_site([2], [0xA702, 0xA702, 0xA702, "ok"])
+
+    result = run_sync(site, options=FAST_RETRIES, mode="all")
+
+    assert not result.success
+    transfer = only_transfer(result)
+    assert (transfer.outcome, transfer.attempts) == ("failure", 3)
+    assert "0xA702" in transfer.error
+    assert len(remote.moves) == 3

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 import pandas as pd
 
+from .core.dicom_time import format_da
 from .core.frames import series_frame, study_frame
 from .core.plan import build_plan, classify_studies, moves, needs_series_query
 from .core.report import Transfer, TransferRun, missing_study_count
@@ -30,12 +32,15 @@ from .dicom import (
     MoveResult,
     NodeUnreachable,
     QueryFailed,
+    QueryTruncated,
     open_session,
     queries,
 )
 from .dicom.tls import TlsFailed
 from .settings import SyncSettings
 
+SECONDS_A_DAY = 24 * 3600
+MIN_SLICE_SECONDS = 60  # a peer capping within one minute of one day: give up, loudly
 UID_LIST_CHUNK = 100  # StudyInstanceUIDs per C-FIND by UID list
 PROGRESS_EVERY_SECONDS = 5.0
 
@@ -66,11 +71,44 @@ class Plan:
         return moves(self.rows)
 
 
-def query_studies(cycle: Cycle, node: DicomNode) -> pd.DataFrame:
-    """The node's studies with StudyDate in the cycle's date range."""
+def query_studies(cycle: Cycle, node: DicomNode, log: Log | None = None) -> pd.DataFrame:
+    """The node's studies with StudyDate in the cycle's date range. A node that caps its
+    answers is asked again day by day, then in ever shorter StudyTime slices."""
+    first, last = cycle.window.date_range
     with open_session(node, cycle.settings.calling_ae, cycle.settings.timeouts) as session:
-        answers = session.find(queries.studies_by_date(cycle.window.date_range_query))
+        answers = find_studies_split(session, first, last, log or logging.getLogger(__name__))
     return study_frame(queries.study_row(ds) for ds in answers)
+
+
+def find_studies_split(session: DicomSession, first: date, last: date, log: Log) -> list:
+    """Study C-FIND over ``first``..``last``, split whenever the peer truncates its answer."""
+    try:
+        return session.find(queries.studies_by_date(f"{format_da(first)}-{format_da(last)}"))
+    except QueryTruncated as exc:
+        if first == last:
+            log.warning(f"{exc}: asking for {format_da(first)} in StudyTime slices")
+            return _find_day_in_slices(session, first, 0, SECONDS_A_DAY, log)
+        middle = first + (last - first) // 2
+        log.info(f"{exc}: splitting {format_da(first)}-{format_da(last)}")
+        return find_studies_split(session, first, middle, log) + find_studies_split(
+            session, middle + timedelta(days=1), last, log
+        )
+
+
+def _find_day_in_slices(session: DicomSession, day: date, start: int, end: int, log: Log) -> list:
+    """One day's studies with StudyTime in [start, end) seconds, halving on truncation.
+    A study with no StudyTime cannot match a time range: the warning above says so."""
+    hhmmss = lambda s: f"{s // 3600:02d}{s % 3600 // 60:02d}{s % 60:02d}"  # noqa: E731
+    time_range = f"{hhmmss(start)}-{hhmmss(end - 1)}"
+    try:
+        return session.find(queries.studies_by_date(format_da(day), time_range))
+    except QueryTruncated:
+        if end - start <= MIN_SLICE_SECONDS:
+            raise
+        middle = (start + end) // 2
+        return _find_day_in_slices(session, day, start, middle, log) + _find_day_in_slices(
+            session, day, middle, end, log
+        )
 
 
 def lookup_studies(session: DicomSession, uids: list[str]) -> pd.DataFrame:

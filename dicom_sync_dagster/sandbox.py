@@ -88,8 +88,10 @@ class OrthancServer:
         peers: list[Peer],
         port: int | None = None,
         tls: OrthancTls | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         self.folder = folder
+        self.extra = extra or {}  # more Orthanc settings, e.g. {"LimitFindResults": 5}
         self.node = DicomNode(ae_title.lower(), ae_title, LOOPBACK, port or free_port())
         self.http_port = free_port()
         self.peers = peers
@@ -123,6 +125,7 @@ class OrthancServer:
                 "DicomTlsTrustedCertificates": str(self.tls.trusted),
                 "DicomTlsRemoteCertificateRequired": self.tls.client_certificate_required,
             }
+        config |= self.extra
         (self.folder / "orthanc.json").write_text(json.dumps(config, indent=2))
         log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 - kept open for the child
         env = {**os.environ, "TCP_NODELAY": "1"}  # else DCMTK leaves Nagle on: ~11 images/s

@@ -10,8 +10,10 @@ from dagster import DagsterInstance
 
 from dicom_sync_dagster.core import plan as P
 from dicom_sync_dagster.core import window as W
+from dicom_sync_dagster.sandbox import OrthancServer, Peer
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
+from .conftest import Site
 from .helpers import moved_series, plan_of, report_metadata, run_sync, transfers_of
 
 pytestmark = pytest.mark.servers
@@ -257,3 +259,29 @@ def test_a_series_failing_run_after_run_is_reported_with_its_streak(site, tmp_pa
         assert failure.data["failing_runs"] == number
     since = report_metadata(results[2])["failures"].records[0].data["failing_since"]
     assert since == datetime.fromtimestamp(first_start, timezone.utc).isoformat(timespec="seconds")
+
+
+@pytest.fixture
+def capped_site(tmp_path, local_orthanc):
+    """A remote Orthanc that answers at most 5 matches per C-FIND (LimitFindResults)."""
+    remote = OrthancServer(
+        tmp_path / "capped",
+        "REMOTEPACS",
+        [Peer("DICOMSYNC"), Peer(local_orthanc.node.ae_title, local_orthanc.node.port)],
+        extra={"LimitFindResults": 5},
+    ).start()
+    yield Site(remote, local_orthanc, datetime.now(timezone.utc).replace(microsecond=0))
+    remote.stop()
+
+
+def test_a_remote_that_caps_its_answers_is_asked_in_smaller_ranges(capped_site):
+    site = capped_site
+    studies = [
+        site.add_remote(SyntheticStudy(site.ago(hours=h, minutes=7), [1])) for h in range(14)
+    ]
+
+    result = run_sync(site, mode="all", window_hours=24)
+
+    assert result.success, result
+    assert report_metadata(result)["remote_studies"] == 14
+    assert moved_series(result) == {s.series_uids[0] for s in studies}

@@ -7,6 +7,7 @@ from .errors import (
     DimseTimeout,
     NodeUnreachable,
     QueryFailed,
+    QueryTruncated,
 )
 from .node import DicomNode, Timeouts
 from .outcomes import MoveOutcome, MoveResult
@@ -24,6 +25,7 @@ __all__ = [
     "MoveResult",
     "NodeUnreachable",
     "QueryFailed",
+    "QueryTruncated",
     "Timeouts",
     "TlsFailed",
     "TlsFiles",

@@ -42,3 +42,10 @@ class QueryFailed(DicomError):
     def __init__(self, node: DicomNode, message: str, status: int) -> None:
         super().__init__(node, message)
         self.status = status
+
+
+class QueryTruncated(QueryFailed):
+    """The peer stopped answering a C-FIND at its own limit of matches (Orthanc's
+    ``LimitFindResults`` ends with 0xFE00 Cancel): narrow the query and ask again."""
+
+    transient = True

@@ -30,12 +30,14 @@ def _identifier(level: str, **matching: str) -> Dataset:
     return ds
 
 
-def studies_by_date(date_range: str) -> Dataset:
-    """All studies with StudyDate in ``date_range`` (``YYYYMMDD-YYYYMMDD``)."""
+def studies_by_date(date_range: str, time_range: str = "") -> Dataset:
+    """All studies with StudyDate in ``date_range`` (``YYYYMMDD-YYYYMMDD``), and StudyTime in
+    ``time_range`` (``HHMMSS-HHMMSS``) when given."""
     ds = _identifier("STUDY", StudyInstanceUID="")
     for keyword in STUDY_RETURN_KEYS:
         setattr(ds, keyword, "")
     ds.StudyDate = date_range
+    ds.StudyTime = time_range
     return ds
 
 

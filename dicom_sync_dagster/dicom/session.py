@@ -25,6 +25,7 @@ from .errors import (
     DimseTimeout,
     NodeUnreachable,
     QueryFailed,
+    QueryTruncated,
 )
 from .node import DicomNode, Timeouts
 from .outcomes import MoveOutcome, MoveResult, describe_status, outcome_for_status
@@ -82,6 +83,10 @@ class DicomSession:
                 continue
             if code == Status.SUCCESS or (cancelled and code == Status.CANCEL):
                 return matches
+            if code == Status.CANCEL:
+                raise QueryTruncated(
+                    self.node, f"C-FIND cut off by the peer after {len(matches)} matches", code
+                )
             category = code_to_category(code)
             raise QueryFailed(
                 self.node,

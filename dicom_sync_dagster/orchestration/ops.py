@@ -130,7 +130,7 @@ def _query(context: OpExecutionContext, cycle: Cycle, role: str) -> pd.DataFrame
     node = cycle.settings.remote if role == "remote" else cycle.settings.local
     started = time.monotonic()
     try:
-        studies = query_studies(cycle, node)
+        studies = query_studies(cycle, node, context.log)
     except DicomError as exc:
         raise _fail_on_dicom_error(exc) from None
     context.log.info(f"{node}: {len(studies)} studies dated {cycle.window.date_range_query}")

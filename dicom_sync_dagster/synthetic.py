@@ -26,6 +26,8 @@ class SyntheticStudy:
     study_time: str | None = None  # overrides the TM written, e.g. "1230" or "" for none
     tz_offset: str | None = None
     patient_name: str = "SYNTHETIC^PATIENT"
+    charset: str = "ISO_IR 192"  # SpecificCharacterSet, e.g. "ISO_IR 100" (Latin-1)
+    series_label: str = "Series"  # SeriesDescription is "<label> <n> (<k> images)"
     study_uid: str = field(default_factory=generate_uid)
     series_uids: list[str] = field(default_factory=list)
 
@@ -57,7 +59,7 @@ class SyntheticStudy:
         ds.SOPInstanceUID = generate_uid(entropy_srcs=[self.series_uids[series_index], str(number)])
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.SpecificCharacterSet = self.charset
         ds.PatientName = self.patient_name
         ds.PatientID = f"PID{self.study_uid[-6:]}"
         ds.PatientBirthDate = "19700101"
@@ -72,7 +74,7 @@ class SyntheticStudy:
         ds.Modality = self.modality
         ds.SeriesNumber = series_index + 1
         ds.SeriesDescription = (
-            f"Series {series_index + 1} ({self.series_sizes[series_index]} images)"
+            f"{self.series_label} {series_index + 1} ({self.series_sizes[series_index]} images)"
         )
         ds.InstanceNumber = number
         ds.SamplesPerPixel = 1

@@ -285,3 +285,16 @@ def test_a_remote_that_caps_its_answers_is_asked_in_smaller_ranges(capped_site):
     assert result.success, result
     assert report_metadata(result)["remote_studies"] == 14
     assert moved_series(result) == {s.series_uids[0] for s in studies}
+
+
+@pytest.mark.parametrize("charset", ["ISO_IR 100", "ISO_IR 192"])
+def test_other_character_sets_are_read_right(site, charset):
+    study = site.add_remote(
+        SyntheticStudy(site.ago(hours=1), [2], charset=charset, series_label="Schädel ñ")
+    )
+
+    result = run_sync(site, mode="all")
+
+    assert result.success
+    assert plan_of(result).loc[0, "series_description"] == "Schädel ñ 1 (2 images)"
+    assert moved_series(result) == {study.series_uids[0]}

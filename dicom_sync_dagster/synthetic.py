@@ -11,6 +11,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 from pynetdicom import AE
 
 from .dicom.node import DicomNode
+from .dicom.session import disable_nagle
 
 _PIXELS = bytes(range(64)) * 2  # 8x8, 16 bits
 
@@ -95,6 +96,7 @@ def store(node: DicomNode, datasets: Sequence[Dataset], calling_ae: str = "SEEDE
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
     if not assoc.is_established:
         raise RuntimeError(f"cannot associate with {node} to store")
+    disable_nagle(assoc)
     stored = 0
     try:
         for ds in datasets:

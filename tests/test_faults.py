@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -175,3 +177,32 @@ def test_transient_failures_that_persist_end_after_the_retries(scripted_site):
     assert (transfer.outcome, transfer.attempts) == ("failure", 3)
     assert "0xA702" in transfer.error
     assert len(remote.moves) == 3
+
+
+def test_a_remote_killed_mid_move_leaves_the_series_for_the_next_run(site):
+    """A real Orthanc, SIGKILLed while it sends the series, then started again."""
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [1500]))
+    results = []
+    mover = threading.Thread(
+        target=lambda: results.append(run_sync(site, options=FAST_RETRIES, mode="all"))
+    )
+    mover.start()
+    deadline = time.monotonic() + 60
+    while site.local.instance_count() < 50 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(site.remote.process.pid, signal.SIGKILL)
+    mover.join(120)
+
+    [first] = results
+    assert not first.success
+    transfer = only_transfer(first)
+    assert not transfer.transferred
+    assert transfer.outcome in ("aborted", "unreachable", "timeout")
+    assert 0 < site.local.series_instances(study.series_uids[0]) < 1500
+
+    site.remote.start()  # same storage, same ports
+    second = run_sync(site, options=FAST_RETRIES, mode="all")
+
+    assert second.success
+    assert plan_of(second).loc[0, "reason"] == "selected: local has fewer images"
+    assert site.local.series_instances(study.series_uids[0]) == 1500

@@ -200,6 +200,14 @@ def _connect_error(node: DicomNode, timeouts: Timeouts) -> str:
         return f"cannot connect ({exc.strerror or exc})"
 
 
+def disable_nagle(assoc: Association) -> None:
+    """pynetdicom leaves Nagle's algorithm on: each small PDU may then wait for a delayed ACK
+    (~40 ms on Linux), which caps request/response traffic at ~25 exchanges a second."""
+    sock = assoc.dul.socket.socket if assoc.dul.socket else None
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 @contextmanager
 def open_session(
     node: DicomNode, calling_ae: str, timeouts: Timeouts | None = None
@@ -241,9 +249,7 @@ def open_session(
             f"association aborted during set-up (calling AE {calling_ae!r} may be unknown "
             "to the peer)",
         )
-    sock = assoc.dul.socket.socket if assoc.dul.socket else None
-    if sock is not None:  # pynetdicom leaves Nagle on: small requests then wait on delayed ACKs
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    disable_nagle(assoc)
     try:
         yield DicomSession(node, assoc, timeouts)
     finally:

@@ -206,3 +206,34 @@ def test_a_remote_killed_mid_move_leaves_the_series_for_the_next_run(site):
     assert second.success
     assert plan_of(second).loc[0, "reason"] == "selected: local has fewer images"
     assert site.local.series_instances(study.series_uids[0]) == 1500
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"DICOM_SYNC_REMOTE_AE": "WRONGAE"}, "association rejected (called AE 'WRONGAE'"),
+        ({"DICOM_SYNC_REMOTE_HOST": "pacs.invalid"}, "cannot resolve host 'pacs.invalid'"),
+        ({"DICOM_SYNC_REMOTE_PORT": "CLOSED"}, "cannot connect (Connection refused)"),
+        ({"DICOM_SYNC_CALLING_AE": "STRANGER"}, "is calling AE 'STRANGER' allowed"),
+    ],
+)
+def test_a_remote_that_cannot_be_queried_fails_the_run_fast_and_named(
+    site, monkeypatch, closed_node, change, words
+):
+    site.add_remote(SyntheticStudy(site.ago(hours=1), [2]))
+    env = site.env() | change
+    if env["DICOM_SYNC_REMOTE_PORT"] == "CLOSED":
+        env["DICOM_SYNC_REMOTE_PORT"] = str(closed_node.port)
+    monkeypatch.setattr(Site, "env", lambda self: env)
+    started = time.monotonic()
+
+    result = run_sync(site, mode="all")
+
+    assert not result.success
+    assert time.monotonic() - started < 10
+    failures = [e for e in result.all_node_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures[0].node_name == "query_remote_studies"
+    message = failures[0].event_specific_data.error.message
+    assert f"remote PACS {env['DICOM_SYNC_REMOTE_AE']}@{env['DICOM_SYNC_REMOTE_HOST']}" in message
+    assert words in message
+    assert site.local.instance_count() == 0

@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -37,12 +39,29 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import os
-
     return (
         f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}"
     )
+
+
+def revision() -> str:
+    """The product's commit, and whether its package folder has uncommitted changes."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "dicom_sync_dagster"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown revision"
+    return f"commit {head}" + (" + uncommitted changes in dicom_sync_dagster/" if dirty else "")
 
 
 def _number(value: float | None, unit: str = "") -> str:
@@ -128,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing: {', '.join(missing)} (Debian packages orthanc, dcmtk)", file=sys.stderr)
         return 2
 
+    # SIGTERM: unwind like Ctrl+C, so every server this script started is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="dicom-sync-bench-"))
     context = Context(work, sizes, repeat, args.memory_mode)
     if args.dagster_yaml:
@@ -140,15 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             description, function = CASES[name]
-            say(f"=== case {description}")
+            say(f"=== case {description} (load average {os.getloadavg()[0]:.2f})")
             case_started = time.monotonic()
             try:
                 rows += function(context)
             except Exception as exc:
                 traceback.print_exc()
                 failed.append(name)
-                rows.append(Row(f"{description}", "-", None, note=f"FAILED: {exc}"[:120]))
-            say(f"=== case {name} took {time.monotonic() - case_started:.0f} s")
+                rows.append(Row(f"{description}", "-", None, note=f"FAILED: {exc}"[:60]))
+            say(f"=== case {name} took {time.monotonic() - case_started:.0f} s "
+                f"(load average {os.getloadavg()[0]:.2f})")  # fmt: skip
     finally:
         if args.keep:
             say(f"kept {work}")
@@ -157,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"Machine: {machine()}")
+    print(f"Product: {revision()}")
     print(f"Rounds per case: {repeat}{' (quick sizes)' if args.quick else ''}; "
           f"total {time.monotonic() - started:.0f} s")  # fmt: skip
     print(LEGEND)

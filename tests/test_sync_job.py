@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 from dicom_sync_dagster.core import plan as P
 from dicom_sync_dagster.core import window as W
 from dicom_sync_dagster.sandbox import OrthancServer, Peer
-from dicom_sync_dagster.synthetic import SyntheticStudy
+from dicom_sync_dagster.synthetic import SyntheticStudy, store
 
 from .conftest import Site
 from .helpers import moved_series, plan_of, report_metadata, run_sync, transfers_of
@@ -298,3 +298,18 @@ def test_other_character_sets_are_read_right(site, charset):
     assert result.success
     assert plan_of(result).loc[0, "series_description"] == "Schädel ñ 1 (2 images)"
     assert moved_series(result) == {study.series_uids[0]}
+
+
+def test_thousands_of_answers(site):
+    studies = [SyntheticStudy(site.ago(hours=1, seconds=i), [1]) for i in range(2000)]
+    store(site.remote.node, [ds for s in studies for ds in s.datasets()])
+
+    result = run_sync(site, mode="all", dry_run=True)
+
+    assert result.success
+    meta = report_metadata(result)
+    assert (meta["remote_studies"], meta["windowed_studies"], meta["series_planned"]) == (
+        2000,
+        2000,
+        2000,
+    )

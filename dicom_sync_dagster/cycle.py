@@ -5,8 +5,9 @@ Each step opens one association per node and reuses it for all of its queries.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,8 @@ from .settings import SyncSettings
 
 SECONDS_A_DAY = 24 * 3600
 MIN_SLICE_SECONDS = 60  # a peer capping within one minute of one day: give up, loudly
-UID_LIST_CHUNK = 100  # StudyInstanceUIDs per C-FIND by UID list
+UID_LIST_CHUNK = 100
+CONFIRM_POLL_SECONDS = 1.0  # StudyInstanceUIDs per C-FIND by UID list
 PROGRESS_EVERY_SECONDS = 5.0
 
 Log = logging.Logger | logging.LoggerAdapter
@@ -239,11 +241,11 @@ def _label(row: pd.Series) -> str:
 class _Mover:
     """One worker: its own association to each node, reused for its share of the series."""
 
-    def __init__(self, settings: SyncSettings, log: Log, unreachable: list[DicomError]) -> None:
+    def __init__(self, settings: SyncSettings, log: Log, gone: list[DicomError]) -> None:
         self.settings, self.log = settings, log
         self.remote = _Reconnecting(settings.remote, settings)
         self.local = _Reconnecting(settings.local, settings)
-        self.unreachable = unreachable  # shared: once the remote is gone, fail the rest at once
+        self.gone = gone  # shared: once the remote is unreachable or refuses, fail the rest
         self.last_error: DicomError | None = None
 
     def close(self) -> None:
@@ -252,8 +254,8 @@ class _Mover:
 
     def _attempt(self, row: pd.Series, label: str) -> MoveResult:
         try:
-            if self.unreachable:
-                raise self.unreachable[0]
+            if self.gone:
+                raise self.gone[0]
             return self.remote.get().move_series(
                 row["study_uid"],
                 row["series_uid"],
@@ -264,86 +266,120 @@ class _Mover:
             self.last_error = exc
             return MoveResult(_outcome_for_error(exc), message=str(exc))
 
+    def _local_images(self, row: pd.Series) -> int:
+        """The local count of the series; one retry on a fresh association."""
+        try:
+            return local_series_images(self.local.get(), row["study_uid"], row["series_uid"])
+        except DicomError:
+            self.local.close()
+            return local_series_images(self.local.get(), row["study_uid"], row["series_uid"])
+
+    def _confirm(self, row: pd.Series, result: MoveResult) -> int:
+        """The local count after the move; after a success, waits up to ``confirm_seconds``
+        for a PACS that files what it received in the background."""
+        deadline = time.monotonic() + self.settings.confirm_seconds
+        images = self._local_images(row)
+        while (
+            result.outcome is MoveOutcome.SUCCESS
+            and images < row["remote_images"]
+            and time.monotonic() < deadline
+        ):
+            time.sleep(CONFIRM_POLL_SECONDS)
+            images = self._local_images(row)
+        return images
+
     def move(self, row: pd.Series, position: str) -> Transfer:
         """Move one series, retrying transient failures with backoff, then confirm it."""
         label = _label(row)
         self.log.info(f"{position} moving {label}: {row['remote_images']} images")
         result, attempts, retries = self._attempt(row, label), 1, self.settings.move_retries
-        while result.transient and attempts <= retries and not self.unreachable:
+        while result.transient and attempts <= retries and not self.gone:
             delay = self.settings.retry_backoff_seconds * 2 ** (attempts - 1)
             self.log.warning(
                 f"{label}: {result.outcome.value} ({result.message}); "
                 f"retry {attempts}/{retries} in {delay:g}s"
             )
             time.sleep(delay)
+            with contextlib.suppress(DicomError):  # the remote may have sent it all after all
+                if self._local_images(row) >= row["remote_images"]:
+                    break
             result, attempts = self._attempt(row, label), attempts + 1
-        if result.outcome is MoveOutcome.UNREACHABLE and not self.unreachable:
-            self.unreachable.append(self.last_error)
+        if result.outcome in (MoveOutcome.UNREACHABLE, MoveOutcome.REJECTED) and not self.gone:
+            self.gone.append(self.last_error)
         local_images, error = None, result.message
         if result.outcome not in (MoveOutcome.UNREACHABLE, MoveOutcome.REJECTED):
             try:
-                local_images = local_series_images(
-                    self.local.get(), row["study_uid"], row["series_uid"]
-                )
+                local_images = self._confirm(row, result)
             except DicomError as exc:
                 error = f"{error}; could not confirm on local: {exc}".lstrip("; ")
-        expected = row["remote_images"]
-        confirmed = local_images is not None and not pd.isna(expected) and local_images >= expected
+        confirmed = local_images is not None and local_images >= row["remote_images"]
         if not confirmed and not error:
-            error = f"local has {local_images} of {expected} images after the move"
+            error = f"local has {local_images} of {row['remote_images']} images after the move"
         (self.log.info if confirmed else self.log.warning)(
             f"{label}: {result.outcome.value}, {result.completed} completed, "
             f"{result.failed} failed, {result.warning} warnings in {result.seconds:.1f}s"
             + ("" if confirmed else f" - NOT transferred: {error}")
         )
-        return Transfer(
-            study_uid=row["study_uid"],
-            series_uid=row["series_uid"],
-            accession=row["accession"],
-            modality=row["modality"],
-            series_number=None if pd.isna(row["series_number"]) else int(row["series_number"]),
-            series_description=row["series_description"],
-            images=None if pd.isna(expected) else int(expected),
-            outcome=result.outcome.value,
-            transferred=confirmed,
+        return _record(
+            row,
+            result.outcome.value,
+            confirmed,
+            error,
             completed=result.completed,
             failed=result.failed,
             warning=result.warning,
             local_images=local_images,
             seconds=round(result.seconds, 3),
-            error=error,
             attempts=attempts,
         )
 
 
-def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
-    """C-MOVE each planned series (one request each, up to ``max_parallel_moves`` at once over
-    as many associations) and confirm it on the local PACS.
+def _record(row: pd.Series, outcome: str, transferred: bool, error: str, **counts) -> Transfer:
+    return Transfer(
+        study_uid=row["study_uid"],
+        series_uid=row["series_uid"],
+        accession=row["accession"],
+        modality=row["modality"],
+        series_number=None if pd.isna(row["series_number"]) else int(row["series_number"]),
+        series_description=row["series_description"],
+        images=int(row["remote_images"]),
+        outcome=outcome,
+        transferred=transferred,
+        error=error,
+        **counts,
+    )
 
-    A failing series does not stop the others; a remote that cannot be reached fails the rest.
-    Results come back in plan order.
+
+def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
+    """C-MOVE each planned series (one request each, up to ``max_parallel_moves`` at once, each
+    worker on its own associations) and confirm it on the local PACS.
+
+    A failing series does not stop the others; a remote that cannot be reached or refuses
+    fails the rest at once. Results come back in plan order.
     """
     settings = cycle.settings
     rows = [row for _, row in plan.moves.iterrows()]
     workers = max(1, min(settings.max_parallel_moves, len(rows)))
-    unreachable: list[DicomError] = []
-    movers: queue.Queue[_Mover] = queue.Queue()
-    for _ in range(workers):
-        movers.put(_Mover(settings, log, unreachable))
+    gone: list[DicomError] = []
+    local = threading.local()
+    movers: list[_Mover] = []
 
     def move(numbered: tuple[int, pd.Series]) -> Transfer:
         index, row = numbered
-        mover = movers.get()
+        if not hasattr(local, "mover"):
+            local.mover = _Mover(settings, log, gone)
+            movers.append(local.mover)
         try:
-            return mover.move(row, f"[{index + 1}/{len(rows)}]")
-        finally:
-            movers.put(mover)
+            return local.mover.move(row, f"[{index + 1}/{len(rows)}]")
+        except Exception as exc:  # a bug must not lose the other series' records
+            log.exception(f"{_label(row)}: unexpected error")
+            return _record(row, "error", False, f"unexpected error: {exc!r}")
 
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="c-move") as pool:
             transfers = list(pool.map(move, enumerate(rows)))
     finally:
-        while not movers.empty():
-            movers.get().close()
+        for mover in movers:
+            mover.close()
     return TransferRun(transfers, round(time.monotonic() - started, 3))

@@ -183,6 +183,7 @@ class SyncSettings:
     max_parallel_moves: int = 2
     move_retries: int = 2
     retry_backoff_seconds: float = 2.0
+    confirm_seconds: float = 10.0
 
     @property
     def zone(self) -> tzinfo:
@@ -233,6 +234,7 @@ def settings_from_values(
     max_parallel_moves: int = 2,
     move_retries: int = 2,
     retry_backoff_seconds: float = 2.0,
+    confirm_seconds: float = 10.0,
 ) -> SyncSettings:
     """Validate every value, and report every bad one at once. ``remote`` and ``local`` are
     (AE title, host, port), optionally followed by (TLS CA, cert, key)."""
@@ -252,6 +254,8 @@ def settings_from_values(
         problems.append(f"move_retries={move_retries!r} must be 0-10")
     if not 0 <= retry_backoff_seconds <= 300:
         problems.append(f"retry_backoff_seconds={retry_backoff_seconds!r} must be 0-300")
+    if not 0 <= confirm_seconds <= 600:
+        problems.append(f"confirm_seconds={confirm_seconds!r} must be 0-600")
     if problems:
         raise ConfigError(problems)
     return SyncSettings(
@@ -264,6 +268,7 @@ def settings_from_values(
         max_parallel_moves=max_parallel_moves,
         move_retries=move_retries,
         retry_backoff_seconds=retry_backoff_seconds,
+        confirm_seconds=confirm_seconds,
     )
 
 

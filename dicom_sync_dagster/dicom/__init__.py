@@ -8,6 +8,7 @@ from .errors import (
     NodeUnreachable,
     QueryFailed,
     QueryTruncated,
+    ServiceRefused,
 )
 from .node import DicomNode, Timeouts
 from .outcomes import MoveOutcome, MoveResult
@@ -26,6 +27,7 @@ __all__ = [
     "NodeUnreachable",
     "QueryFailed",
     "QueryTruncated",
+    "ServiceRefused",
     "Timeouts",
     "TlsFailed",
     "TlsFiles",

@@ -26,6 +26,11 @@ class AssociationRejected(DicomError):
     transient = False
 
 
+class ServiceRefused(AssociationRejected):
+    """The peer accepted the association but not the service (no accepted presentation
+    context for C-FIND or C-MOVE): typically AE permissions on the peer."""
+
+
 class AssociationAborted(DicomError):
     """The peer or the network ended the association mid-way."""
 

@@ -26,6 +26,7 @@ from .errors import (
     NodeUnreachable,
     QueryFailed,
     QueryTruncated,
+    ServiceRefused,
 )
 from .node import DicomNode, Timeouts
 from .outcomes import MoveOutcome, MoveResult, describe_status, outcome_for_status
@@ -36,7 +37,6 @@ _config.LOG_REQUEST_IDENTIFIERS = False
 _config.LOG_RESPONSE_IDENTIFIERS = False
 
 _PENDING = (Status.PENDING, 0xFF01)
-_FIND_MSG_ID = 1
 _CONTEXTS = (
     Verification,
     StudyRootQueryRetrieveInformationModelFind,
@@ -55,11 +55,26 @@ class DicomSession:
         self.assoc = assoc
         self.timeouts = timeouts
 
+    @contextmanager
+    def _service(self, what: str) -> Iterator[None]:
+        """pynetdicom raises ValueError/RuntimeError when the peer accepted no presentation
+        context for the service, or the association is gone: name it as a DicomError."""
+        try:
+            yield
+        except (ValueError, RuntimeError) as exc:
+            raise ServiceRefused(
+                self.node,
+                f"{what} refused: {exc} (does the peer allow calling AE "
+                f"{self.assoc.requestor.ae_title!r} to use it?)",
+            ) from None
+
     def echo(self) -> int:
         """C-ECHO; the response status (0x0000 is success)."""
-        status = self.assoc.send_c_echo()
+        started = time.monotonic()
+        with self._service("C-ECHO"):
+            status = self.assoc.send_c_echo()
         if "Status" not in status:
-            raise self._lost("C-ECHO", time.monotonic())
+            raise self._lost("C-ECHO", started)
         return int(status.Status)
 
     def find(self, identifier: Dataset, limit: int | None = None) -> list[Dataset]:
@@ -69,7 +84,9 @@ class DicomSession:
         matches: list[Dataset] = []
         model = StudyRootQueryRetrieveInformationModelFind
         cancelled = False
-        for status, answer in self.assoc.send_c_find(identifier, model, msg_id=_FIND_MSG_ID):
+        with self._service("C-FIND"):
+            responses = self.assoc.send_c_find(identifier, model)
+        for status, answer in responses:
             if "Status" not in status:
                 raise self._lost("C-FIND", last)
             last = time.monotonic()
@@ -78,7 +95,9 @@ class DicomSession:
                 if answer is not None and not cancelled:
                     matches.append(answer)
                 if limit is not None and len(matches) >= limit and not cancelled:
-                    self.assoc.send_c_cancel(_FIND_MSG_ID, query_model=model)
+                    self.assoc.send_c_cancel(
+                        1, query_model=model
+                    )  # pynetdicom's default message ID
                     cancelled = True
                 continue
             if code == Status.SUCCESS or (cancelled and code == Status.CANCEL):
@@ -112,9 +131,10 @@ class DicomSession:
         started = last = time.monotonic()
         counts = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
         identifier = queries.move_series(study_uid, series_uid)
-        responses = self.assoc.send_c_move(
-            identifier, destination, StudyRootQueryRetrieveInformationModelMove
-        )
+        with self._service("C-MOVE"):
+            responses = self.assoc.send_c_move(
+                identifier, destination, StudyRootQueryRetrieveInformationModelMove
+            )
         for status, _ in responses:
             if "Status" not in status:
                 error = self._lost("C-MOVE", last)
@@ -249,8 +269,8 @@ def open_session(
             f"association aborted during set-up (calling AE {calling_ae!r} may be unknown "
             "to the peer)",
         )
-    disable_nagle(assoc)
     try:
+        disable_nagle(assoc)
         yield DicomSession(node, assoc, timeouts)
     finally:
         if assoc.is_established:

@@ -71,6 +71,11 @@ class SyncOptionsResource(ConfigurableResource):
     retry_backoff_seconds: float = Field(
         default=2.0, description="Wait before the first retry; doubled for each further one."
     )
+    confirm_seconds: float = Field(
+        default=10.0,
+        description="After a successful C-MOVE, wait up to this long for the local PACS to list "
+        "every image (PACS that file received images in the background).",
+    )
 
     def settings(self, remote: DicomNodeResource, local: DicomNodeResource) -> SyncSettings:
         return settings_from_values(
@@ -85,6 +90,7 @@ class SyncOptionsResource(ConfigurableResource):
             max_parallel_moves=self.max_parallel_moves,
             move_retries=self.move_retries,
             retry_backoff_seconds=self.retry_backoff_seconds,
+            confirm_seconds=self.confirm_seconds,
         )
 
 

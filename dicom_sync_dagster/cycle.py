@@ -101,7 +101,7 @@ def _find_day_in_slices(session: DicomSession, day: date, start: int, end: int, 
     """One day's studies with StudyTime in [start, end) seconds, halving on truncation.
     A study with no StudyTime cannot match a time range: the warning above says so."""
     hhmmss = lambda s: f"{s // 3600:02d}{s % 3600 // 60:02d}{s % 60:02d}"  # noqa: E731
-    time_range = f"{hhmmss(start)}-{hhmmss(end - 1)}"
+    time_range = f"{hhmmss(start)}-{hhmmss(end - 1)}.999999"  # 115959.5 is in 115959
     try:
         return session.find(queries.studies_by_date(format_da(day), time_range))
     except QueryTruncated:

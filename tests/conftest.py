@@ -55,7 +55,8 @@ class Site:
 
     def ago(self, **delta: float) -> datetime:
         """A wall-clock time in the PACS zone, ``delta`` before the reference time."""
-        return (self.reference.astimezone(ZONE) - timedelta(**delta)).replace(tzinfo=None)
+        # In UTC first: wall-clock arithmetic would be an hour off across a DST change.
+        return (self.reference - timedelta(**delta)).astimezone(ZONE).replace(tzinfo=None)
 
     def add_remote(self, study: SyntheticStudy) -> SyntheticStudy:
         store(self.remote.node, study.datasets())

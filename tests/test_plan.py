@@ -251,7 +251,9 @@ def test_classify_absent_complete_check():
     assert classified["status"].to_dict() == {
         "absent": ABSENT,
         "complete": COMPLETE,
-        "more_local": COMPLETE,
+        # More images locally may be objects made there (reports, presentation states) while a
+        # series is still missing: only equal counts skip the series-level look.
+        "more_local": CHECK,
         "fewer_local": CHECK,
         "remote_unknown": CHECK,
         "local_unknown": CHECK,
@@ -696,3 +698,20 @@ def test_missing_study_count():
     assert set(moves(plan)["study_uid"]) == {"absent_moved", "check_moved"}
     # Absent in the window (moved or not) plus studies with a series to move.
     assert missing_study_count(classified, plan) == 3
+
+
+def test_same_image_count_but_other_series_count_is_checked():
+    studies = study_frame(
+        [
+            {"study_uid": "same", "study_date": "20250101", "images": 10, "series_count": 2},
+            {"study_uid": "other", "study_date": "20250101", "images": 10, "series_count": 2},
+        ]
+    ).assign(in_window=True, window_note="")
+    local = study_frame(
+        [
+            {"study_uid": "same", "images": 10, "series_count": 2},
+            {"study_uid": "other", "images": 10, "series_count": 3},
+        ]
+    )
+    status = classify_studies(studies, local).set_index("study_uid")["status"].to_dict()
+    assert status == {"same": COMPLETE, "other": CHECK}

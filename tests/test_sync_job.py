@@ -313,3 +313,16 @@ def test_thousands_of_answers(site):
         2000,
         2000,
     )
+
+
+def test_local_objects_of_its_own_do_not_hide_a_missing_series(site):
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [3, 2]))
+    site.add_local(study, series=[0])
+    made_locally = dataclasses.replace(study, series_sizes=[4], series_uids=[], modality="PR")
+    site.add_local(made_locally)  # the local now holds 7 images of the study, the remote 5
+
+    result = run_sync(site, mode="all")
+
+    assert result.success
+    assert moved_series(result) == {study.series_uids[1]}
+    assert site.local.series_instances(study.series_uids[1]) == 2

@@ -41,17 +41,21 @@ def classify_studies(windowed: pd.DataFrame, local: pd.DataFrame) -> pd.DataFram
     """Windowed remote studies with ``local_images`` and ``status`` (absent/complete/check).
 
     Local studies are matched by StudyInstanceUID only, so a local copy with another
-    StudyDate/Time is still found. A study is complete only when both counts are known.
+    StudyDate/Time is still found. A study counts as complete without a look at its series
+    only when both PACS give the same image count (and the same series count, where both
+    give one): a local copy with more images may hold objects made locally (reports,
+    presentation states) and still lack a series.
     """
-    local_counts = local.drop_duplicates("study_uid").set_index("study_uid")["images"]
+    local_counts = local.drop_duplicates("study_uid").set_index("study_uid")
     out = windowed.copy()
     present = out["study_uid"].isin(local_counts.index)
-    out["local_images"] = out["study_uid"].map(local_counts).astype("Int64")
-    complete = present & (out["images"].notna() & out["local_images"].notna())
-    complete &= (out["local_images"] >= out["images"]).fillna(False).astype(bool)
+    out["local_images"] = out["study_uid"].map(local_counts["images"]).astype("Int64")
+    local_series = out["study_uid"].map(local_counts["series_count"]).astype("Int64")
+    same_images = (out["local_images"] == out["images"]).fillna(False).astype(bool)
+    series_differ = (local_series != out["series_count"]).fillna(False).astype(bool)
     out["status"] = CHECK
     out.loc[~present, "status"] = ABSENT
-    out.loc[complete, "status"] = COMPLETE
+    out.loc[present & same_images & ~series_differ, "status"] = COMPLETE
     return out
 
 

@@ -15,7 +15,8 @@ from .ops import (
 )
 
 SYNC_JOB = "dicom_sync"
-CONCURRENCY_TAG = "dicom-sync/job"  # dagster.yaml allows one queued run per value at a time
+CONCURRENCY_TAG = "dicom-sync/job"
+MAX_RUNTIME_SECONDS = 3600  # dagster.yaml allows one queued run per value at a time
 
 
 @job(
@@ -23,7 +24,9 @@ CONCURRENCY_TAG = "dicom-sync/job"  # dagster.yaml allows one queued run per val
     description="Move what the remote PACS has and the local PACS lacks, for the last hours.",
     # One process: a process per step would cost seconds per run, every minute.
     executor_def=in_process_executor,
-    tags={CONCURRENCY_TAG: SYNC_JOB},
+    # A run that outlives this (its process killed, a PACS hung) is marked failed by run
+    # monitoring, so it cannot block the one-at-a-time queue and the schedule for ever.
+    tags={CONCURRENCY_TAG: SYNC_JOB, "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
 )
 def dicom_sync() -> None:
     cycle = start_cycle()

@@ -715,3 +715,15 @@ def test_same_image_count_but_other_series_count_is_checked():
     )
     status = classify_studies(studies, local).set_index("study_uid")["status"].to_dict()
     assert status == {"same": COMPLETE, "other": CHECK}
+
+
+def test_failure_streaks_carry_on_from_the_previous_run():
+    from dicom_sync_dagster.core.report import failure_streaks
+
+    previous = {"a": (4, "2025-01-01T00:00:00+00:00"), "gone": (2, "2025-01-01T00:05:00+00:00")}
+    now = "2025-01-01T00:10:00+00:00"
+    assert failure_streaks(previous, {"a", "b"}, now) == {
+        "a": (5, "2025-01-01T00:00:00+00:00"),
+        "b": (1, now),
+    }
+    assert failure_streaks({}, set(), now) == {}

@@ -137,17 +137,11 @@ def transfers_frame(transfers: list[Transfer]) -> pd.DataFrame:
 
 
 def failure_streaks(
-    history: list[tuple[str, set[str]]], failing_now: set[str], now: str
+    previous: dict[str, tuple[int, str]], failing_now: set[str], now: str
 ) -> dict[str, tuple[int, str]]:
-    """For each series failing now: in how many consecutive runs it failed (this one
-    included) and since when. ``history`` lists earlier runs newest first as
-    (start time, series that failed in it)."""
-    streaks = {}
-    for uid in failing_now:
-        runs, since = 1, now
-        for started, failed in history:
-            if uid not in failed:
-                break
-            runs, since = runs + 1, started
-        streaks[uid] = (runs, since)
-    return streaks
+    """For each series failing now: in how many runs in a row it has failed (this one
+    included) and since when, carrying on the streaks the previous run recorded."""
+    return {
+        uid: (previous[uid][0] + 1, previous[uid][1]) if uid in previous else (1, now)
+        for uid in failing_now
+    }

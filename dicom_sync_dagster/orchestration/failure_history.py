@@ -1,47 +1,42 @@
-"""Which series failed in earlier sync runs, read back from the runs' own event logs."""
-
-from datetime import datetime, timezone
+"""Series failing run after run: each failing run records, per series, in how many runs in a
+row it has failed and since when; the next run reads only the latest earlier run that got as
+far as its report and carries the count on."""
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-FAILED_SERIES_KEY = "failed_series"  # report failure metadata: the SeriesInstanceUIDs
-LOOK_BACK_RUNS = 100
+FAILURE_STREAKS_KEY = "failure_streaks"  # report failure metadata: {series UID: [runs, since]}
+SKIP_RUNS_WITHOUT_REPORT = 50  # runs that failed before their report (a node down) say nothing
 
 
-def earlier_failures(
+def previous_streaks(
     instance: DagsterInstance, job_name: str, run_id: str
-) -> list[tuple[str, set[str]]]:
-    """(start time, failed series) of earlier finished sync runs, newest first. Runs that
-    ended before their report (a node down) say nothing about series and are left out."""
-    runs = instance.get_run_records(
+) -> dict[str, tuple[int, str]]:
+    """The streaks recorded by the latest earlier sync run that reached its report; empty
+    when that run succeeded (nothing was failing) or there is none."""
+    records = instance.get_run_records(
         filters=RunsFilter(
             job_name=job_name, statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]
         ),
-        limit=LOOK_BACK_RUNS,
+        limit=SKIP_RUNS_WITHOUT_REPORT,
     )
-    history = []
-    for record in runs:
+    for record in records:
         run = record.dagster_run
         if run.run_id == run_id:
             continue
-        started = datetime.fromtimestamp(record.start_time or 0, timezone.utc).isoformat(
-            timespec="seconds"
-        )
         if run.status == DagsterRunStatus.SUCCESS:
-            history.append((started, set()))
-            continue
-        failed = _report_failure_series(instance, run.run_id)
-        if failed is not None:
-            history.append((started, failed))
-    return history
+            return {}
+        streaks = _recorded_streaks(instance, run.run_id)
+        if streaks is not None:
+            return streaks
+    return {}
 
 
-def _report_failure_series(instance: DagsterInstance, run_id: str) -> set[str] | None:
+def _recorded_streaks(instance: DagsterInstance, run_id: str) -> dict | None:
     for event in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
         dagster_event = event.dagster_event
         if dagster_event is None or dagster_event.step_key != "report":
             continue
         data = dagster_event.event_specific_data.user_failure_data
-        if data and FAILED_SERIES_KEY in data.metadata:
-            return set(data.metadata[FAILED_SERIES_KEY].value)
+        if data and FAILURE_STREAKS_KEY in data.metadata:
+            return {uid: tuple(v) for uid, v in data.metadata[FAILURE_STREAKS_KEY].value.items()}
     return None

@@ -30,7 +30,7 @@ from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
 from ..dicom import DicomError
 from ..settings import ConfigError
 from .config import SyncRunConfig
-from .failure_history import FAILED_SERIES_KEY, earlier_failures
+from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
 from .resources import DicomNodeResource, SyncOptionsResource
 
 TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
@@ -263,7 +263,7 @@ def report(
     if not summary.ok:
         failed = frame[~frame["transferred"]].copy()
         streaks = failure_streaks(
-            earlier_failures(context.instance, context.job_name, context.run_id),
+            previous_streaks(context.instance, context.job_name, context.run_id),
             set(failed["series_uid"]),
             datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
@@ -281,7 +281,9 @@ def report(
             metadata={
                 **metadata,
                 "failures": _table(failed, FAILURE_COLUMNS),
-                FAILED_SERIES_KEY: MetadataValue.json(sorted(failed["series_uid"])),
+                FAILURE_STREAKS_KEY: MetadataValue.json(
+                    {uid: list(streak) for uid, streak in sorted(streaks.items())}
+                ),
             },
         )
     context.add_output_metadata(metadata)

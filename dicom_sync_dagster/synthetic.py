@@ -89,22 +89,30 @@ class SyntheticStudy:
 
 
 def store(node: DicomNode, datasets: Sequence[Dataset], calling_ae: str = "SEEDER") -> int:
-    """C-STORE ``datasets`` to ``node`` over one association; the number stored."""
+    """C-STORE ``datasets`` to ``node`` over one association (a new one, up to 3 times, when
+    a store gets no answer, as on a loaded machine); the number stored."""
     ae = AE(ae_title=calling_ae)
     ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
-    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
-    if not assoc.is_established:
-        raise RuntimeError(f"cannot associate with {node} to store")
-    disable_nagle(assoc)
-    stored = 0
-    try:
-        for ds in datasets:
-            status = assoc.send_c_store(ds)
-            if status and status.Status == 0x0000:
+    pending, stored, tries = list(datasets), 0, 0
+    while pending:
+        tries += 1
+        assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
+        if not assoc.is_established:
+            raise RuntimeError(f"cannot associate with {node} to store")
+        disable_nagle(assoc)
+        try:
+            while pending:
+                status = assoc.send_c_store(pending[0])
+                if "Status" not in status and tries < 3:
+                    break  # no answer: associate again and go on from this one
+                if status.get("Status") != 0x0000:
+                    raise RuntimeError(
+                        f"{node} did not store {pending[0].SOPInstanceUID}: {status}"
+                    )
+                pending.pop(0)
                 stored += 1
-            else:
-                raise RuntimeError(f"{node} did not store {ds.SOPInstanceUID}: {status}")
-    finally:
-        assoc.release()
+        finally:
+            if assoc.is_established:
+                assoc.release()
     return stored

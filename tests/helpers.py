@@ -6,10 +6,14 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 
 from dicom_sync_dagster.core.report import Transfer
 from dicom_sync_dagster.definitions import defs
-from dicom_sync_dagster.orchestration.resources import DicomNodeResource, SyncOptionsResource
+from dicom_sync_dagster.orchestration.resources import (
+    DicomNodeResource,
+    SyncLockResource,
+    SyncOptionsResource,
+)
 
 
-def site_resources(env: dict[str, str], **options) -> dict[str, object]:
+def site_resources(env: dict[str, str], lock_wait: float = 10.0, **options) -> dict[str, object]:
     return {
         "remote_pacs": DicomNodeResource(
             role="remote",
@@ -23,6 +27,7 @@ def site_resources(env: dict[str, str], **options) -> dict[str, object]:
             host=env["DICOM_SYNC_LOCAL_HOST"],
             port=env["DICOM_SYNC_LOCAL_PORT"],
         ),
+        "sync_lock": SyncLockResource(wait_seconds=lock_wait),
         "sync_options": SyncOptionsResource(
             calling_ae=env["DICOM_SYNC_CALLING_AE"],
             timezone=env["DICOM_SYNC_TIMEZONE"],

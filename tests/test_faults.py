@@ -237,3 +237,30 @@ def test_a_remote_that_cannot_be_queried_fails_the_run_fast_and_named(
     assert f"remote PACS {env['DICOM_SYNC_REMOTE_AE']}@{env['DICOM_SYNC_REMOTE_HOST']}" in message
     assert words in message
     assert site.local.instance_count() == 0
+
+
+def test_a_run_that_finds_the_sync_lock_held_moves_nothing(site, tmp_path):
+    """What keeps `dicom-sync run` (in-process, outside the queue) and a scheduled run apart."""
+    import fcntl
+
+    from dagster import DagsterInstance
+
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2]))
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        lock = Path(instance.root_directory) / "dicom-sync.lock"
+        with open(lock, "a+") as holder:
+            fcntl.flock(holder, fcntl.LOCK_EX)
+            holder.write("run 1234abcd (pid 42)")
+            holder.flush()
+            blocked = run_sync(site, instance, options={"lock_wait": 0.5}, mode="all")
+        after = run_sync(site, instance, mode="all")
+
+    assert not blocked.success
+    [init_failure] = [
+        e for e in blocked.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"
+    ]
+    error = init_failure.event_specific_data.error.to_string()
+    assert "another sync run is in progress (run 1234abcd (pid 42) holds" in error
+    assert not [e for e in blocked.all_events if e.event_type_value == "STEP_START"]
+    assert after.success
+    assert site.local.series_instances(study.series_uids[0]) == 2

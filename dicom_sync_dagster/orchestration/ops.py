@@ -31,7 +31,7 @@ from ..dicom import DicomError
 from ..settings import ConfigError
 from .config import SyncRunConfig
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
-from .resources import DicomNodeResource, SyncOptionsResource
+from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
 
 TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
 OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed
@@ -102,8 +102,10 @@ def start_cycle(
     remote_pacs: DicomNodeResource,
     local_pacs: DicomNodeResource,
     sync_options: SyncOptionsResource,
+    sync_lock: SyncLockResource,
 ) -> Cycle:
-    """Validate every setting and the run config before any network traffic."""
+    """Validate every setting and the run config before any network traffic. Requiring
+    ``sync_lock`` holds the one-sync-at-a-time lock for the whole run."""
     try:
         settings = sync_options.settings(remote_pacs, local_pacs)
         window = Window(config.reference(settings.zone), config.window_hours, settings.zone)

@@ -4,9 +4,14 @@ Values are kept as text and validated by :mod:`dicom_sync_dagster.settings`, so 
 stops the run with an error naming the environment variable and the value.
 """
 
+import fcntl
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, EnvVar, Failure, InitResourceContext
 from pydantic import Field
 
 from ..dicom.node import DicomNode, Timeouts
@@ -21,6 +26,8 @@ from ..settings import (
     node_from_values,
     settings_from_values,
 )
+
+LOCK_FILE = "dicom-sync.lock"
 
 
 class DicomNodeResource(ConfigurableResource):
@@ -119,3 +126,43 @@ def options_resource_from_env() -> SyncOptionsResource:
         move_destination=_env_or(MOVE_DESTINATION),
         timezone=_env_or(TIMEZONE),
     )
+
+
+class SyncLockResource(ConfigurableResource):
+    """An exclusive lock file in the instance folder, held for the whole sync run.
+
+    The run queue keeps runs launched through Dagster one at a time, and the schedule skips
+    while one is going; `dicom-sync run` executes in-process and bypasses the queue, so this
+    lock is what keeps it from moving the same series as a scheduled run at the same moment.
+    (One host: a file lock does not span machines.)
+    """
+
+    wait_seconds: float = Field(default=10.0, description="How long to wait for the lock.")
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator["SyncLockResource"]:
+        path = Path(context.instance.root_directory) / LOCK_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as handle:
+            deadline = time.monotonic() + self.wait_seconds
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        handle.seek(0)
+                        holder = handle.read().strip() or "another process"
+                        raise Failure(
+                            f"another sync run is in progress ({holder} holds {path}); "
+                            "this run did nothing"
+                        ) from None
+                    time.sleep(0.2)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"run {context.run_id} (pid {os.getpid()})")
+            handle.flush()
+            try:
+                yield self
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -310,6 +310,8 @@ def test_thousands_of_answers(site):
     result = run_sync(site, mode="all", dry_run=True)
 
     assert result.success
+    reasons = plan_of(result)["reason"].value_counts().to_dict()
+    assert reasons == {"selected: not on local": 2000}, reasons
     meta = report_metadata(result)
     assert (meta["remote_studies"], meta["windowed_studies"], meta["series_planned"]) == (
         2000,

@@ -122,3 +122,18 @@ def test_a_peer_that_stops_answering_hits_the_dimse_timeout(stalling_scp):
             session.find(queries.studies_by_date("19000101-29991231"))
     assert 0.9 < time.monotonic() - started < 5
     assert error.value.node == stalling_scp
+
+
+def test_a_reused_association_answers_every_request_in_full(site):
+    """pynetdicom issue #875: on a reused association its reactor thread could take a
+    response meant for the next request. settle_reactor() makes send_*() wait for the pause."""
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [1, 1]))
+    with open_session(site.remote.node, CALLING_AE) as session:
+        short = [
+            n
+            for n in (
+                len(session.find(queries.series_of_study(study.study_uid))) for _ in range(1500)
+            )
+            if n != 2
+        ]
+    assert short == []

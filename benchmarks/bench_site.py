@@ -27,6 +27,7 @@ from pynetdicom import AE
 from dicom_sync_dagster.core.selection import Mode, Selection
 from dicom_sync_dagster.core.window import Window
 from dicom_sync_dagster.cycle import Cycle
+from dicom_sync_dagster.dicom import queries
 from dicom_sync_dagster.dicom.node import DicomNode
 from dicom_sync_dagster.sandbox import LOOPBACK, OrthancServer, Peer
 from dicom_sync_dagster.settings import settings_from_values
@@ -217,23 +218,9 @@ def movescu_command(site: Site, study_uid: str, series_uid: str) -> list[str]:
     ]  # fmt: skip
 
 
-STUDY_KEYS = (
-    "StudyInstanceUID",
-    "StudyTime",
-    "TimezoneOffsetFromUTC",
-    "AccessionNumber",
-    "ModalitiesInStudy",
-    "StudyDescription",
-    "NumberOfStudyRelatedSeries",
-    "NumberOfStudyRelatedInstances",
-)
-SERIES_KEYS = (
-    "SeriesInstanceUID",
-    "Modality",
-    "SeriesNumber",
-    "SeriesDescription",
-    "NumberOfSeriesRelatedInstances",
-)
+# The tool's own return keys, so findscu asks exactly the same questions.
+STUDY_KEYS = ("StudyInstanceUID", *(k for k in queries.STUDY_RETURN_KEYS if k != "StudyDate"))
+SERIES_KEYS = ("SeriesInstanceUID", *queries.SERIES_RETURN_KEYS)
 
 
 def findscu_studies_command(node: DicomNode, date_range: str) -> list[str]:

@@ -40,6 +40,7 @@ from .settings import (
     REMOTE_HOST,
     REMOTE_PORT,
     TIMEZONE,
+    TLS_VARIABLES,
     ConfigError,
     SyncSettings,
     check_ae_title,
@@ -453,9 +454,12 @@ def echo_nodes(settings: SyncSettings) -> list[tuple[DicomNode, bool, str]]:
 
 
 def _settings(values: dict[str, str]) -> SyncSettings:
+    """The settings to C-ECHO with; TLS files come from the environment (and .env, which
+    `dicom-sync` has loaded), since configure does not ask for them."""
+    tls = {role: tuple(map(os.environ.get, TLS_VARIABLES[role])) for role in TLS_VARIABLES}
     return settings_from_values(
-        remote=(values["remote_ae"], values["remote_host"], values["remote_port"]),
-        local=(values["local_ae"], values["local_host"], values["local_port"]),
+        remote=(values["remote_ae"], values["remote_host"], values["remote_port"], *tls["remote"]),
+        local=(values["local_ae"], values["local_host"], values["local_port"], *tls["local"]),
         calling_ae=values["calling_ae"],
         move_destination=values["move_destination"],
         timezone=values["timezone"],

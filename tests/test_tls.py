@@ -300,3 +300,25 @@ def test_node_resource_takes_tls_from_the_environment(pki, monkeypatch):
     assert resource.tls_cert == ""
     node = DicomNodeResource(role="local", ae_title="L", host="h", port="1", tls_ca=pki.ca_crt)
     assert node.node().tls == TlsFiles(pki.ca_crt)
+
+
+@servers
+def test_configure_echoes_a_tls_node_with_the_tls_files_from_the_environment(
+    tls_site, pki, monkeypatch, tmp_path
+):
+    from dicom_sync_dagster.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DICOM_SYNC_REMOTE_TLS_CA", pki.ca_crt)
+    monkeypatch.setenv("DICOM_SYNC_REMOTE_TLS_CERT", pki.client_crt)
+    monkeypatch.setenv("DICOM_SYNC_REMOTE_TLS_KEY", pki.client_key)
+    local = tls_site.local.node
+    code = main(
+        ["configure", "--remote-ae", "TLSPACS", "--remote-host", "127.0.0.1",
+         "--remote-port", str(tls_site.remote.node.port), "--local-ae", local.ae_title,
+         "--local-host", local.host, "--local-port", str(local.port),
+         "--calling-ae", CALLING_AE, "--timezone", "UTC"]
+    )  # fmt: skip
+
+    assert code == 0  # both nodes answered C-ECHO, the remote over TLS
+    assert f"DICOM_SYNC_REMOTE_PORT={tls_site.remote.node.port}" in (tmp_path / ".env").read_text()

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -19,7 +19,15 @@ import pandas as pd
 
 from .core.dicom_time import format_da
 from .core.frames import series_frame, study_frame
-from .core.plan import build_plan, classify_studies, moves, needs_series_query
+from .core.plan import (
+    SETTLED,
+    build_plan,
+    classify_studies,
+    mark_settled,
+    moves,
+    needs_series_query,
+    settled_after,
+)
 from .core.report import Transfer, TransferRun, missing_study_count
 from .core.selection import Selection
 from .core.window import Window, apply_window
@@ -67,6 +75,7 @@ class Plan:
     windowed_studies: int
     missing_studies: int
     queries: dict[str, int] = field(default_factory=dict)
+    settled: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def moves(self) -> pd.DataFrame:
@@ -143,8 +152,16 @@ def list_series(session: DicomSession, study_uids: list[str]) -> pd.DataFrame:
     return series
 
 
-def plan_cycle(cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, log: Log) -> Plan:
-    """Window the remote studies, find what the local lacks (down to series), select by mode."""
+def plan_cycle(
+    cycle: Cycle,
+    remote: pd.DataFrame,
+    local: pd.DataFrame,
+    log: Log,
+    settled: Mapping[str, tuple[int, int]] | None = None,
+) -> Plan:
+    """Window the remote studies, find what the local lacks (down to series), select by mode.
+    ``settled``: studies an earlier plan in this mode found nothing to move in, with the
+    counts it saw; those whose counts are unchanged are not listed again."""
     settings = cycle.settings
     windowed = apply_window(remote, cycle.window)
     in_window = windowed[windowed["in_window"]]
@@ -153,6 +170,7 @@ def plan_cycle(cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, log: Log
         if unseen:  # a local copy may carry another StudyDate: look it up by UID
             local = pd.concat([local, lookup_studies(session, unseen)], ignore_index=True)
         classified = classify_studies(windowed, study_frame(local.to_dict("records")))
+        classified = mark_settled(classified, settled or {})
         remote_uids, local_uids = needs_series_query(classified)
         local_series = list_series(session, local_uids)
     with open_session(settings.remote, settings.calling_ae, settings.timeouts) as session:
@@ -167,10 +185,12 @@ def plan_cycle(cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, log: Log
         rows=rows,
         windowed_studies=len(in_window),
         missing_studies=missing_study_count(classified, rows),
+        settled=settled_after(classified, rows),
         queries={
             "looked_up_by_uid": len(unseen),
             "remote_series_queries": len(remote_uids),
             "local_series_queries": len(local_uids),
+            "settled_studies_skipped": int((classified["status"] == SETTLED).sum()),
         },
     )
 

@@ -331,3 +331,26 @@ def test_local_objects_of_its_own_do_not_hide_a_missing_series(site):
     assert result.success
     assert moved_series(result) == {study.series_uids[1]}
     assert site.local.series_instances(study.series_uids[1]) == 2
+
+
+def test_a_study_with_nothing_to_move_is_not_listed_again_until_its_counts_change(site, tmp_path):
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [5, 3]))
+
+    def queries_of(result):
+        return result.output_for_node("plan_transfers").queries
+
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        first = run_sync(site, instance)  # smallest: moves the 3-image series
+        second = run_sync(site, instance)  # looks at the series: nothing to move
+        third = run_sync(site, instance)  # counts unchanged: no series queries
+        extra = dataclasses.replace(study, series_sizes=[1], series_uids=[])
+        site.add_remote(extra)  # a new 1-image series arrives on the remote
+        fourth = run_sync(site, instance)
+
+    assert moved_series(first) == {study.series_uids[1]}
+    assert transfers_of(second) == [] and queries_of(second)["remote_series_queries"] == 1
+    assert transfers_of(third) == []
+    assert queries_of(third)["remote_series_queries"] == 0
+    assert queries_of(third)["settled_studies_skipped"] == 1
+    assert reasons(third, study) == {"": P.REASON_SETTLED}
+    assert moved_series(fourth) == {extra.series_uids[0]}  # the new smallest series

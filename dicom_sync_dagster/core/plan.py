@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from .selection import Selection
@@ -12,6 +14,7 @@ SKIP = "skip"
 ABSENT = "absent"  # the local PACS does not have the study
 COMPLETE = "complete"  # the local PACS has at least as many images of it
 CHECK = "check"  # present on both, counts differ or are unknown: compare series
+SETTLED = "settled"  # a look at its series found nothing to move, and its counts are unchanged
 
 REASON_MISSING = "selected: not on local"
 REASON_INCOMPLETE = "selected: local has fewer images"
@@ -20,6 +23,7 @@ REASON_STUDY_COMPLETE = "study complete on local"
 REASON_OUTSIDE = "outside the window"
 REASON_EMPTY = "no images on remote"
 REASON_NO_SERIES = "remote listed no series"
+REASON_SETTLED = "nothing to move at the last look; counts unchanged"
 
 PLAN_COLUMNS = [
     "study_uid",
@@ -59,10 +63,42 @@ def classify_studies(windowed: pd.DataFrame, local: pd.DataFrame) -> pd.DataFram
     return out
 
 
+def mark_settled(classified: pd.DataFrame, settled: Mapping[str, tuple[int, int]]) -> pd.DataFrame:
+    """Studies to check whose (remote, local) image counts are those with which an earlier
+    look at their series found nothing to move (e.g. in mode smallest, once the smallest
+    series arrived, local < remote for good): no need to list their series again."""
+    out = classified.copy()
+    counts = list(zip(out["images"], out["local_images"], strict=True))
+    same = [
+        uid in settled
+        and not (pd.isna(r) or pd.isna(lo))
+        and (int(r), int(lo)) == tuple(settled[uid])
+        for uid, (r, lo) in zip(out["study_uid"], counts, strict=True)
+    ]
+    out.loc[(out["status"] == CHECK) & pd.Series(same, index=out.index), "status"] = SETTLED
+    return out
+
+
+def settled_after(classified: pd.DataFrame, plan: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """Windowed studies, present on both with known counts, for which nothing is to move."""
+    moving = set(plan.loc[plan["action"] == MOVE, "study_uid"])
+    rows = classified[
+        classified["in_window"]
+        & classified["status"].isin([CHECK, SETTLED])
+        & classified["images"].notna()
+        & classified["local_images"].notna()
+        & ~classified["study_uid"].isin(moving)
+    ]
+    return {
+        uid: (int(r), int(lo))
+        for uid, r, lo in zip(rows["study_uid"], rows["images"], rows["local_images"], strict=True)
+    }
+
+
 def needs_series_query(classified: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Study UIDs whose remote series must be listed, and those whose local series too."""
     in_window = classified[classified["in_window"]]
-    remote = in_window.loc[in_window["status"] != COMPLETE, "study_uid"].tolist()
+    remote = in_window.loc[~in_window["status"].isin([COMPLETE, SETTLED]), "study_uid"].tolist()
     local = in_window.loc[in_window["status"] == CHECK, "study_uid"].tolist()
     return remote, local
 
@@ -135,6 +171,7 @@ def build_plan(
         _study_rows(
             classified[in_window & (classified["status"] == COMPLETE)], REASON_STUDY_COMPLETE
         ),
+        _study_rows(classified[in_window & (classified["status"] == SETTLED)], REASON_SETTLED),
         _study_rows(
             classified[classified["study_uid"].isin(set(examined) - listed)], REASON_NO_SERIES
         ),

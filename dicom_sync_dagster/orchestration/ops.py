@@ -32,6 +32,7 @@ from ..settings import ConfigError
 from .config import SyncRunConfig
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
 from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
+from .settled_state import load_settled, save_settled
 
 TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
 OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed
@@ -167,7 +168,10 @@ def plan_transfers(
 ) -> Plan:
     """Window, diff down to series, select by mode: one row per series with its reason."""
     try:
-        plan = plan_cycle(cycle, remote_studies, local_studies, context.log)
+        mode = cycle.selection.describe()
+        settled = load_settled(context.instance, mode)
+        plan = plan_cycle(cycle, remote_studies, local_studies, context.log, settled)
+        save_settled(context.instance, mode, plan.settled)
     except DicomError as exc:
         raise _fail_on_dicom_error(exc) from None
     moves = plan.moves

@@ -354,12 +354,6 @@ def test_move_result_transient(result, transient):
     assert result.transient is transient
 
 
-def test_move_result_ok_only_on_success():
-    assert MoveResult(MoveOutcome.SUCCESS, status=0).ok
-    assert not MoveResult(MoveOutcome.WARNING, status=0xB000).ok
-    assert not MoveResult(MoveOutcome.FAILURE, status=0xA801).ok
-
-
 @pytest.mark.parametrize(
     ("code", "prefix", "words"),
     [

@@ -8,8 +8,6 @@ from .node import DicomNode
 class DicomError(Exception):
     """A DICOM exchange with ``node`` failed."""
 
-    transient = True
-
     def __init__(self, node: DicomNode, message: str) -> None:
         super().__init__(f"{node}: {message}")
         self.node = node
@@ -22,8 +20,6 @@ class NodeUnreachable(DicomError):
 
 class AssociationRejected(DicomError):
     """The peer refused the association (e.g. it does not know our or its AE title)."""
-
-    transient = False
 
 
 class ServiceRefused(AssociationRejected):
@@ -42,8 +38,6 @@ class DimseTimeout(DicomError):
 class QueryFailed(DicomError):
     """A C-FIND ended with a failure status."""
 
-    transient = False
-
     def __init__(self, node: DicomNode, message: str, status: int) -> None:
         super().__init__(node, message)
         self.status = status
@@ -52,5 +46,3 @@ class QueryFailed(DicomError):
 class QueryTruncated(QueryFailed):
     """The peer stopped answering a C-FIND at its own limit of matches (Orthanc's
     ``LimitFindResults`` ends with 0xFE00 Cancel): narrow the query and ask again."""
-
-    transient = True

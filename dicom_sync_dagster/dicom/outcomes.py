@@ -38,10 +38,6 @@ class MoveResult:
     seconds: float = 0.0
 
     @property
-    def ok(self) -> bool:
-        return self.outcome is MoveOutcome.SUCCESS
-
-    @property
     def transient(self) -> bool:
         return self.outcome in TRANSIENT or self.status in TRANSIENT_STATUSES
 

@@ -36,8 +36,6 @@ class TlsFailed(NodeUnreachable):
     """The TLS handshake failed: the server's certificate, our client certificate, or a peer
     that does not speak TLS. Retrying will not help until the configuration changes."""
 
-    transient = False
-
 
 class _EncryptedKey(Exception):
     pass

@@ -111,7 +111,7 @@ def start_cycle(
         settings = sync_options.settings(remote_pacs, local_pacs)
         window = Window(config.reference(settings.zone), config.window_hours, settings.zone)
         cycle = Cycle(settings, window, config.selection(), config.dry_run)
-    except (ConfigError, ValueError) as exc:
+    except ValueError as exc:  # ConfigError included
         raise Failure(description=str(exc)) from None
     context.add_output_metadata(
         {

@@ -125,16 +125,19 @@ def _find_day_in_slices(session: DicomSession, day: date, start: int, end: int, 
 def lookup_studies(session: DicomSession, uids: list[str]) -> pd.DataFrame:
     """Studies by StudyInstanceUID, whatever their date: UID list matching in chunks, or one
     UID per query for servers that refuse lists (pynetdicom's qrscp answers 0xC320)."""
-    rows = []
-    for start in range(0, len(uids), UID_LIST_CHUNK):
-        chunk = uids[start : start + UID_LIST_CHUNK]
+    rows, chunk_size = [], UID_LIST_CHUNK
+    start = 0
+    while start < len(uids):
+        chunk = uids[start : start + chunk_size]
         try:
             answers = session.find(queries.studies_by_uid(chunk))
         except QueryFailed:
             if len(chunk) == 1:
                 raise
-            answers = [ds for uid in chunk for ds in session.find(queries.studies_by_uid([uid]))]
+            chunk_size = 1  # the peer refuses UID lists: ask one UID at a time from here on
+            continue
         rows += [queries.study_row(ds) for ds in answers]
+        start += len(chunk)
     return study_frame(rows)
 
 
@@ -168,8 +171,9 @@ def plan_cycle(
     unseen = sorted(set(in_window["study_uid"]) - set(local["study_uid"]))
     with open_session(settings.local, settings.calling_ae, settings.timeouts) as session:
         if unseen:  # a local copy may carry another StudyDate: look it up by UID
-            local = pd.concat([local, lookup_studies(session, unseen)], ignore_index=True)
-        classified = classify_studies(windowed, study_frame(local.to_dict("records")))
+            found = lookup_studies(session, unseen)
+            local = pd.concat([local, found], ignore_index=True).drop_duplicates("study_uid")
+        classified = classify_studies(windowed, local)
         classified = mark_settled(classified, settled or {})
         remote_uids, local_uids = needs_series_query(classified)
         local_series = list_series(session, local_uids)

@@ -63,14 +63,18 @@ def moved_series(result: ExecuteInProcessResult) -> set[str]:
     return {t.series_uid for t in transfers_of(result) if t.transferred}
 
 
-def report_metadata(result: ExecuteInProcessResult) -> dict[str, object]:
-    """The report op's metadata: from its output on success, from its failure otherwise."""
+def step_metadata(result: ExecuteInProcessResult, step: str) -> dict[str, object]:
+    """A step's metadata: from its output on success, from its failure otherwise."""
     for event in result.all_node_events:
-        if event.node_name != "report":
+        if event.node_name != step:
             continue
         if event.event_type_value == "STEP_OUTPUT":
             return {k: v.value for k, v in event.event_specific_data.metadata.items()}
         if event.event_type_value == "STEP_FAILURE":
             user = event.event_specific_data.user_failure_data
             return {k: v.value for k, v in user.metadata.items()}
-    raise AssertionError("the report op emitted neither an output nor a failure")
+    raise AssertionError(f"the {step} op emitted neither an output nor a failure")
+
+
+def report_metadata(result: ExecuteInProcessResult) -> dict[str, object]:
+    return step_metadata(result, "report")

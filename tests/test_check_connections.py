@@ -7,7 +7,7 @@ import pytest
 from dicom_sync_dagster.definitions import defs
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
-from .helpers import site_resources
+from .helpers import site_resources, step_metadata
 
 pytestmark = pytest.mark.servers
 
@@ -15,16 +15,6 @@ pytestmark = pytest.mark.servers
 def run_check(site):
     job = defs.resolve_job_def("check_connections")
     return job.execute_in_process(resources=site_resources(site.env()), raise_on_error=False)
-
-
-def step_metadata(result) -> dict[str, object]:
-    for event in result.all_node_events:
-        if event.event_type_value == "STEP_OUTPUT":
-            return {k: v.value for k, v in event.event_specific_data.metadata.items()}
-        if event.event_type_value == "STEP_FAILURE":
-            data = event.event_specific_data.user_failure_data
-            return {k: v.value for k, v in data.metadata.items()}
-    raise AssertionError("no output or failure")
 
 
 def key_table(metadata) -> dict[str, dict[str, str]]:
@@ -39,7 +29,7 @@ def test_orthanc_fills_every_optional_key(site):
     result = run_check(site)
 
     assert result.success
-    meta = step_metadata(result)
+    meta = step_metadata(result, "check_nodes")
     assert (
         meta["remote"].startswith("remote PACS REMOTEPACS@127.0.0.1") and ": OK" in meta["remote"]
     )
@@ -56,7 +46,7 @@ def test_dcmqrscp_fills_no_counts_and_a_dead_local_fails_the_check(dcmqrscp_site
     result = run_check(site)
 
     assert not result.success
-    meta = step_metadata(result)
+    meta = step_metadata(result, "check_nodes")
     assert ": OK" in meta["remote"]
     assert "FAILED - cannot connect" in meta["local"]
     keys = key_table(meta)

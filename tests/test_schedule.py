@@ -68,7 +68,7 @@ def test_schedule_skips_while_a_sync_run_is_in_progress(instance, status):
 
 def test_bad_mode_variable_is_named(instance, monkeypatch):
     monkeypatch.setenv("DICOM_SYNC_MODE", "biggest")
-    with pytest.raises(Exception, match="DICOM_SYNC_MODE='biggest'"):
+    with pytest.raises(ValueError, match="DICOM_SYNC_MODE='biggest'"):
         evaluate(instance)
 
 

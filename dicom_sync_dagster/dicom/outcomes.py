@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from pynetdicom.status import QR_MOVE_SERVICE_CLASS_STATUS, Status
+from pynetdicom.status import (
+    QR_MOVE_SERVICE_CLASS_STATUS,
+    STATUS_CANCEL,
+    STATUS_SUCCESS,
+    STATUS_WARNING,
+    code_to_category,
+)
 
 
 class MoveOutcome(str, Enum):
@@ -50,10 +56,11 @@ def describe_status(code: int) -> str:
 
 def outcome_for_status(code: int) -> MoveOutcome:
     """The outcome of a final C-MOVE response status."""
-    if code == Status.SUCCESS:
+    category = code_to_category(code)
+    if category == STATUS_SUCCESS:
         return MoveOutcome.SUCCESS
-    if code == Status.CANCEL:
+    if category == STATUS_CANCEL:
         return MoveOutcome.CANCELLED
-    if 0xB000 <= code <= 0xBFFF:
+    if category == STATUS_WARNING:
         return MoveOutcome.WARNING
-    return MoveOutcome.FAILURE
+    return MoveOutcome.FAILURE  # failure, or a code pynetdicom does not know

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 STUDY_RETURN_KEYS = (
     "StudyDate",
@@ -71,7 +72,7 @@ def text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     if value is None or value == "":
         return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, MultiValue | list | tuple):
         return "\\".join(str(v) for v in value)
     return str(value).strip()
 

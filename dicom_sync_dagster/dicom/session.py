@@ -15,7 +15,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
-from pynetdicom.status import Status, code_to_category
+from pynetdicom.status import STATUS_PENDING, Status, code_to_category
 
 from . import queries
 from .errors import (
@@ -36,7 +36,6 @@ from .tls import TlsFailed, TlsFileError, handshake_problem, ssl_context
 _config.LOG_REQUEST_IDENTIFIERS = False
 _config.LOG_RESPONSE_IDENTIFIERS = False
 
-_PENDING = (Status.PENDING, 0xFF01)
 _CONTEXTS = (
     Verification,
     StudyRootQueryRetrieveInformationModelFind,
@@ -92,7 +91,7 @@ class DicomSession:
                 raise self._lost("C-FIND", last)
             last = time.monotonic()
             code = int(status.Status)
-            if code in _PENDING:
+            if code_to_category(code) == STATUS_PENDING:
                 if answer is not None and not cancelled:
                     matches.append(answer)
                 if limit is not None and len(matches) >= limit and not cancelled:
@@ -159,9 +158,10 @@ class DicomSession:
                 if keyword in status and status[keyword].value is not None:
                     counts[key] = int(status[keyword].value)
             code = int(status.Status)
-            if code not in _PENDING and "NumberOfRemainingSuboperations" not in status:
+            pending = code_to_category(code) == STATUS_PENDING
+            if not pending and "NumberOfRemainingSuboperations" not in status:
                 counts["remaining"] = 0
-            if code in _PENDING:
+            if pending:
                 if on_progress:
                     on_progress(
                         counts["completed"],

@@ -16,6 +16,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from . import configure
+from .routes import Route, load_routes
 from .settings import ConfigError, settings_from_env
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -50,15 +51,15 @@ def ensure_dagster_home() -> Path:
 def _run_config(args: argparse.Namespace) -> dict[str, object]:
     from .core.selection import Mode, Selection
 
-    config: dict[str, object] = {"mode": Mode.smallest.value, "dry_run": args.dry_run}
+    config: dict[str, object] = {"dry_run": args.dry_run}  # no mode flag: the route's mode
     if args.all_series:
         config["mode"] = Mode.all.value
     elif args.min_images is not None:
         config.update(mode=Mode.fewer_than.value, image_limit=args.min_images)
-    try:
-        Selection(Mode(config["mode"]), config.get("image_limit"))
-    except ValueError as exc:
-        raise ConfigError([f"--min-images={args.min_images!r}: {exc}"]) from None
+        try:
+            Selection(Mode.fewer_than, args.min_images)
+        except ValueError as exc:
+            raise ConfigError([f"--min-images={args.min_images!r}: {exc}"]) from None
     if args.window_hours is not None:
         if not args.window_hours > 0:
             raise ConfigError([f"--window-hours={args.window_hours!r} must be > 0"])
@@ -75,8 +76,22 @@ def _failure_messages(result) -> list[str]:
     return messages
 
 
-def run_cycle(config: dict[str, object]) -> int:
-    """One run of the sync job; prints the seed-style summary; returns the exit code."""
+def chosen_routes(name: str | None) -> list[Route]:
+    """The routes to run: the one named, else all (validated as the code location does)."""
+    routes = load_routes()
+    if routes[0].from_env:
+        settings_from_env()  # fail on bad settings before touching Dagster or the network
+    if name is None:
+        return routes
+    chosen = [route for route in routes if route.name == name]
+    if not chosen:
+        known = ", ".join(route.name for route in routes)
+        raise ConfigError([f"--route={name!r} is not a route (routes: {known})"])
+    return chosen
+
+
+def run_cycle(config: dict[str, object], route: Route) -> int:
+    """One run of the route's sync job; prints the seed-style summary; returns the exit code."""
     from dagster import DagsterInstance
 
     from .core.report import format_summary
@@ -84,13 +99,16 @@ def run_cycle(config: dict[str, object]) -> int:
     from .orchestration.ops import summary_for
     from .orchestration.schedules import sync_in_progress
 
-    print(f"Starting sync cycle at {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
+    print(
+        f"Starting sync cycle of route {route.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        flush=True,
+    )
     with DagsterInstance.get() as instance:
-        busy = sync_in_progress(instance)
+        busy = sync_in_progress(instance, route.job_name)
         if busy:
             print(f"Skipped: a sync run is still in progress ({busy}).")
             return EXIT_FAILED
-        result = defs.resolve_job_def("dicom_sync").execute_in_process(
+        result = defs.resolve_job_def(route.job_name).execute_in_process(
             run_config={
                 "ops": {"start_cycle": {"config": config}},
                 "loggers": {"console": {"config": {"log_level": "INFO"}}},
@@ -116,14 +134,19 @@ def run_cycle(config: dict[str, object]) -> int:
     return EXIT_OK if result.success else EXIT_FAILED
 
 
+def run_routes(config: dict[str, object], routes: list[Route]) -> int:
+    """One cycle of each route in turn; the exit code is the worst."""
+    return max(run_cycle(config, route) for route in routes)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = _run_config(args)
-    settings_from_env()  # fail on bad settings before touching Dagster or the network
+    routes = chosen_routes(args.route)
     ensure_dagster_home()
-    code = run_cycle(config)
+    code = run_routes(config, routes)
     while not args.once:
         time.sleep(INTERVAL_SECONDS - time.time() % INTERVAL_SECONDS)
-        code = run_cycle(config)
+        code = run_routes(config, routes)
     return code
 
 
@@ -163,8 +186,11 @@ def parser() -> argparse.ArgumentParser:
     modes = run.add_mutually_exclusive_group()
     modes.add_argument("--min-images", type=int, metavar="N", help="every series with < N images")
     modes.add_argument("--all-series", action="store_true", help="every series")
-    run.add_argument("--window-hours", type=float, metavar="H", help="window length (default 12)")
+    run.add_argument(
+        "--window-hours", type=float, metavar="H", help="window length (default: the route's, 12)"
+    )
     run.add_argument("--dry-run", action="store_true", help="plan and report, move nothing")
+    run.add_argument("--route", help="only this route of dicom_sync.yaml (default: every route)")
     run.set_defaults(handler=cmd_run)
 
     echo = commands.add_parser("echo", help="C-ECHO both nodes")

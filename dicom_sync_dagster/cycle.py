@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 
@@ -358,8 +358,16 @@ class _Mover:
         )
 
 
+def _utc(moment: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def _record(row: pd.Series, outcome: str, transferred: bool, error: str, **counts) -> Transfer:
+    study_time = row.get("study_datetime")
     return Transfer(
+        study_datetime="" if pd.isna(study_time) else _utc(study_time).isoformat(),
+        finished_at=datetime.now(timezone.utc).isoformat(),
         study_uid=row["study_uid"],
         series_uid=row["series_uid"],
         accession=row["accession"],

@@ -1,25 +1,28 @@
-"""The code location `dagster dev` loads (see workspace.yaml)."""
+"""The code location `dagster dev` loads (see workspace.yaml): per route a sync job, its
+schedule, a connection-check job and the local archive asset with its check."""
 
-from dagster import Definitions, mem_io_manager
+from dagster import Definitions
 
-from .orchestration.jobs import check_connections, dicom_sync
-from .orchestration.resources import (
-    SyncLockResource,
-    node_resource_from_env,
-    options_resource_from_env,
-)
+from .orchestration.archive import archive_spec, failing_series_check
+from .orchestration.jobs import check_job, sync_job
 from .orchestration.retention import prune_daily, prune_run_history
-from .orchestration.schedules import every_minute
+from .orchestration.schedules import sync_schedule
+from .routes import Route, load_routes
 
-defs = Definitions(
-    jobs=[dicom_sync, check_connections, prune_run_history],
-    schedules=[every_minute, prune_daily],
-    resources={
-        "remote_pacs": node_resource_from_env("remote"),
-        "local_pacs": node_resource_from_env("local"),
-        "sync_options": options_resource_from_env(),
-        "sync_lock": SyncLockResource(),
-        # Frames stay in memory (one process per run): nothing pickled to disk 1,440 times a day.
-        "io_manager": mem_io_manager,
-    },
-)
+
+def route_definitions(routes: list[Route]) -> Definitions:
+    jobs, schedules = [], []
+    for route in routes:
+        job = sync_job(route)
+        jobs += [job, check_job(route)]
+        schedules.append(sync_schedule(route, job))
+    return Definitions(
+        assets=[archive_spec(route) for route in routes],
+        asset_checks=[failing_series_check(route) for route in routes],
+        jobs=[*jobs, prune_run_history],
+        schedules=[*schedules, prune_daily],
+    )
+
+
+ROUTES = load_routes()
+defs = route_definitions(ROUTES)

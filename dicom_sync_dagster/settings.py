@@ -13,6 +13,7 @@ from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .core.selection import Mode, Selection
 from .dicom.node import DicomNode, Timeouts
 from .dicom.tls import TlsFileError, TlsFiles, ssl_context
 
@@ -55,6 +56,15 @@ TLS_VARIABLES = {
     "remote": (REMOTE_TLS_CA, REMOTE_TLS_CERT, REMOTE_TLS_KEY),
     "local": (LOCAL_TLS_CA, LOCAL_TLS_CERT, LOCAL_TLS_KEY),
 }
+
+
+# How a setting is named in error messages: the environment variable (default), or a mapping
+# from it to another name, e.g. a field of one route in dicom_sync.yaml.
+Names = Mapping[str, str] | None
+
+
+def _namer(names: Names):
+    return (lambda variable: names.get(variable, variable)) if names else (lambda v: v)
 
 
 class ConfigError(ValueError):
@@ -144,12 +154,14 @@ def check_timezone(variable: str, value: str | None) -> tuple[str, tzinfo]:
         raise ConfigError([problem]) from None
 
 
-def check_tls(role: str, ca: str | None, cert: str | None, key: str | None) -> TlsFiles | None:
+def check_tls(
+    role: str, ca: str | None, cert: str | None, key: str | None, names: Names = None
+) -> TlsFiles | None:
     """A node's TLS files, loaded once to prove they work; ``None`` (no TLS) without a CA."""
-    names = ("ca", "cert", "key")
-    variables = dict(zip(names, TLS_VARIABLES[role], strict=True))
-    values = dict(zip(names, ((v or "").strip() or None for v in (ca, cert, key)), strict=True))
-    given = [name for name in names if values[name]]
+    fields = ("ca", "cert", "key")
+    variables = dict(zip(fields, map(_namer(names), TLS_VARIABLES[role]), strict=True))
+    values = dict(zip(fields, ((v or "").strip() or None for v in (ca, cert, key)), strict=True))
+    given = [name for name in fields if values[name]]
     if not given:
         return None
     if values["ca"] is None:
@@ -168,6 +180,27 @@ def check_tls(role: str, ca: str | None, cert: str | None, key: str | None) -> T
     except TlsFileError as exc:
         raise ConfigError([f"{variables[exc.field]}={exc.path!r} {exc.problem}"]) from None
     return files
+
+
+def check_selection(
+    mode: str | None, image_limit: str | int | None, names: Names = None
+) -> Selection:
+    """The series selection from a mode name and, for ``fewer_than``, an image limit."""
+    name = _namer(names)
+    mode_text = str(mode or "").strip() or Mode.smallest.value
+    try:
+        chosen = Mode(mode_text)
+    except ValueError:
+        choices = ", ".join(m.value for m in Mode)
+        raise ConfigError([f"{name(MODE)}={mode_text!r} is not one of {choices}"]) from None
+    if chosen is not Mode.fewer_than:
+        return Selection(chosen)
+    limit_text = str(image_limit if image_limit is not None else "").strip()
+    if not (limit_text.isascii() and limit_text.isdigit()) or int(limit_text) < 1:
+        raise ConfigError(
+            [f"{name(IMAGE_LIMIT)}={limit_text!r} must be a whole number >= 1 for mode fewer_than"]
+        )
+    return Selection(chosen, int(limit_text))
 
 
 @dataclass(frozen=True)
@@ -210,14 +243,15 @@ def node_from_values(
     tls_ca: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    names: Names = None,
 ) -> DicomNode:
-    """A validated node; errors name the ``DICOM_SYNC_<ROLE>_*`` variables."""
-    ae_var, host_var, port_var = NODE_VARIABLES[role]
+    """A validated node; errors name the ``DICOM_SYNC_<ROLE>_*`` variables (or ``names``)."""
+    ae_var, host_var, port_var = map(_namer(names), NODE_VARIABLES[role])
     problems: list[str] = []
     ae = _collect(problems, check_ae_title, ae_var, ae_title)
     checked_host = _collect(problems, check_host, host_var, host)
     checked_port = _collect(problems, check_port, port_var, port)
-    tls = _collect(problems, check_tls, role, tls_ca, tls_cert, tls_key)
+    tls = _collect(problems, check_tls, role, tls_ca, tls_cert, tls_key, names)
     if problems:
         raise ConfigError(problems)
     return DicomNode(role, ae, checked_host, checked_port, tls)
@@ -235,27 +269,33 @@ def settings_from_values(
     move_retries: int = 2,
     retry_backoff_seconds: float = 2.0,
     confirm_seconds: float = 10.0,
+    names: Names = None,
 ) -> SyncSettings:
     """Validate every value, and report every bad one at once. ``remote`` and ``local`` are
-    (AE title, host, port), optionally followed by (TLS CA, cert, key)."""
+    (AE title, host, port), optionally followed by (TLS CA, cert, key). Errors name the
+    environment variables, or what ``names`` maps them to."""
+    name = _namer(names)
     problems: list[str] = []
     nodes = [
-        _collect(problems, node_from_values, role, *values)
+        _collect(problems, node_from_values, role, *values, *[None] * (6 - len(values)), names)
         for role, values in (("remote", remote), ("local", local))
     ]
-    calling = _collect(problems, check_ae_title, CALLING_AE, calling_ae or DEFAULT_CALLING_AE)
+    calling_name = name(CALLING_AE)
+    calling = _collect(problems, check_ae_title, calling_name, calling_ae or DEFAULT_CALLING_AE)
     destination = ""
     if move_destination:
-        destination = _collect(problems, check_ae_title, MOVE_DESTINATION, move_destination) or ""
-    zone = _collect(problems, check_timezone, TIMEZONE, timezone)
-    if not 1 <= max_parallel_moves <= 32:
-        problems.append(f"max_parallel_moves={max_parallel_moves!r} must be 1-32")
-    if not 0 <= move_retries <= 10:
-        problems.append(f"move_retries={move_retries!r} must be 0-10")
-    if not 0 <= retry_backoff_seconds <= 300:
-        problems.append(f"retry_backoff_seconds={retry_backoff_seconds!r} must be 0-300")
-    if not 0 <= confirm_seconds <= 600:
-        problems.append(f"confirm_seconds={confirm_seconds!r} must be 0-600")
+        destination = (
+            _collect(problems, check_ae_title, name(MOVE_DESTINATION), move_destination) or ""
+        )
+    zone = _collect(problems, check_timezone, name(TIMEZONE), timezone)
+    for option, value, low, high in (
+        ("max_parallel_moves", max_parallel_moves, 1, 32),
+        ("move_retries", move_retries, 0, 10),
+        ("retry_backoff_seconds", retry_backoff_seconds, 0, 300),
+        ("confirm_seconds", confirm_seconds, 0, 600),
+    ):
+        if not low <= value <= high:
+            problems.append(f"{name(option)}={value!r} must be {low}-{high}")
     if problems:
         raise ConfigError(problems)
     return SyncSettings(

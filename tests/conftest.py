@@ -19,6 +19,10 @@ from dicom_sync_dagster.dicom.node import DicomNode
 from dicom_sync_dagster.sandbox import DcmqrscpServer, OrthancServer, Peer, free_port
 from dicom_sync_dagster.synthetic import SyntheticStudy, store
 
+# Hermetic: a site's dicom_sync.yaml in the working folder is not the tests' (the tests that
+# use routes name their own file).
+os.environ["DICOM_SYNC_ROUTES_FILE"] = "none"
+
 CALLING_AE = "DICOMSYNC"
 ZONE_NAME = "Europe/Berlin"
 ZONE = ZoneInfo(ZONE_NAME)

@@ -1,4 +1,5 @@
-"""The every-minute schedule and the one-run-at-a-time rule, on a real Dagster instance."""
+"""The every-minute schedule, the route's default mode and the one-run-at-a-time rule, on a
+real Dagster instance."""
 
 from __future__ import annotations
 
@@ -15,12 +16,26 @@ from dagster import (
     validate_run_config,
 )
 
-from dicom_sync_dagster.definitions import defs
-from dicom_sync_dagster.orchestration.jobs import CONCURRENCY_TAG, SYNC_JOB
-from dicom_sync_dagster.orchestration.schedules import default_status_from_env, every_minute
+from dicom_sync_dagster.definitions import defs, route_definitions
+from dicom_sync_dagster.orchestration.jobs import CONCURRENCY_TAG
+from dicom_sync_dagster.orchestration.schedules import default_status_from_env
+from dicom_sync_dagster.routes import DEFAULT_ROUTE, Route
+
+from .helpers import step_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 TICK = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
+SYNC_JOB = "dicom_sync"
+every_minute = defs.resolve_schedule_def("every_minute")
+NODES = {
+    "DICOM_SYNC_REMOTE_AE": "REMOTE",
+    "DICOM_SYNC_REMOTE_HOST": "127.0.0.1",
+    "DICOM_SYNC_REMOTE_PORT": "11112",
+    "DICOM_SYNC_LOCAL_AE": "LOCAL",
+    "DICOM_SYNC_LOCAL_HOST": "127.0.0.1",
+    "DICOM_SYNC_LOCAL_PORT": "11113",
+    "DICOM_SYNC_TIMEZONE": "UTC",
+}
 
 
 @pytest.fixture
@@ -41,16 +56,42 @@ def test_schedule_runs_every_minute_and_is_on_by_default():
     assert defs.resolve_schedule_def("every_minute").job_name == SYNC_JOB
 
 
-def test_idle_schedule_requests_a_run_for_its_tick_with_the_env_mode(instance, monkeypatch):
-    monkeypatch.setenv("DICOM_SYNC_MODE", "fewer_than")
-    monkeypatch.setenv("DICOM_SYNC_IMAGE_LIMIT", "300")
-
+def test_idle_schedule_requests_a_run_for_its_tick(instance):
     request = evaluate(instance)
 
     assert isinstance(request, RunRequest)
     config = request.run_config["ops"]["start_cycle"]["config"]
-    assert config == {"mode": "fewer_than", "image_limit": 300, "reference_time": TICK.isoformat()}
+    assert config == {"reference_time": TICK.isoformat()}
     validate_run_config(defs.resolve_job_def(SYNC_JOB), request.run_config)
+
+
+def start_cycle_with_env(instance, monkeypatch, env: dict[str, str], config=None):
+    """Only the start_cycle op (no network) of a code location built with ``env`` set."""
+    for name, value in {**NODES, **env}.items():
+        monkeypatch.setenv(name, value)
+    job = route_definitions([Route(DEFAULT_ROUTE)]).resolve_job_def(SYNC_JOB)
+    return job.execute_in_process(
+        run_config={"ops": {"start_cycle": {"config": config or {}}}},
+        op_selection=["start_cycle"],
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def test_runs_take_the_mode_from_the_environment(instance, monkeypatch):
+    env = {"DICOM_SYNC_MODE": "fewer_than", "DICOM_SYNC_IMAGE_LIMIT": "300"}
+    result = start_cycle_with_env(instance, monkeypatch, env)
+
+    assert result.success
+    assert result.output_for_node("start_cycle").selection.image_limit == 300
+    assert step_metadata(result, "start_cycle")["mode"] == "series with < 300 images"
+
+
+def test_the_run_config_mode_wins_over_the_environment(instance, monkeypatch):
+    env = {"DICOM_SYNC_MODE": "fewer_than", "DICOM_SYNC_IMAGE_LIMIT": "300"}
+    result = start_cycle_with_env(instance, monkeypatch, env, {"mode": "all"})
+
+    assert result.output_for_node("start_cycle").selection.mode.value == "all"
 
 
 @pytest.mark.parametrize("status", [DagsterRunStatus.STARTED, DagsterRunStatus.NOT_STARTED])
@@ -67,14 +108,17 @@ def test_schedule_skips_while_a_sync_run_is_in_progress(instance, status):
 
 
 def test_bad_mode_variable_is_named(instance, monkeypatch):
-    monkeypatch.setenv("DICOM_SYNC_MODE", "biggest")
-    with pytest.raises(ValueError, match="DICOM_SYNC_MODE='biggest'"):
-        evaluate(instance)
+    result = start_cycle_with_env(instance, monkeypatch, {"DICOM_SYNC_MODE": "biggest"})
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "DICOM_SYNC_MODE='biggest'" in failure.event_specific_data.error.message
 
 
 def test_committed_instance_config_allows_one_sync_run_at_a_time(instance):
     limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert {"key": CONCURRENCY_TAG, "value": SYNC_JOB, "limit": 1} in limits
+    per_value = {"applyLimitPerUniqueValue": True}
+    assert {"key": CONCURRENCY_TAG, "value": per_value, "limit": 1} in limits
     assert defs.resolve_job_def(SYNC_JOB).tags[CONCURRENCY_TAG] == SYNC_JOB
 
 

@@ -6,13 +6,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dicom_sync_dagster.core.selection import Mode, Selection
 from dicom_sync_dagster.dicom.outcomes import (
     MoveOutcome,
     MoveResult,
     describe_status,
     outcome_for_status,
 )
-from dicom_sync_dagster.orchestration.schedules import mode_config_from_env
 from dicom_sync_dagster.settings import (
     CALLING_AE,
     IMAGE_LIMIT,
@@ -27,6 +27,7 @@ from dicom_sync_dagster.settings import (
     TIMEZONE,
     ConfigError,
     check_host,
+    check_selection,
     settings_from_env,
 )
 
@@ -262,34 +263,34 @@ def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 
 
-# --- mode_config_from_env ---------------------------------------------------------------
+# --- check_selection (DICOM_SYNC_MODE / DICOM_SYNC_IMAGE_LIMIT) -------------------------
+
+
+def selection_of(env: dict[str, str]) -> Selection:
+    return check_selection(env.get(MODE), env.get(IMAGE_LIMIT))
 
 
 @pytest.mark.parametrize("env", [{}, {MODE: ""}, {MODE: "  "}, {MODE: "smallest"}])
 def test_mode_defaults_to_smallest(env):
-    assert mode_config_from_env(env) == {"mode": "smallest"}
+    assert selection_of(env) == Selection(Mode.smallest)
 
 
 def test_mode_fewer_than_with_limit():
-    assert mode_config_from_env({MODE: "fewer_than", IMAGE_LIMIT: "50"}) == {
-        "mode": "fewer_than",
-        "image_limit": 50,
-    }
-    assert mode_config_from_env({MODE: " fewer_than ", IMAGE_LIMIT: " 1 "}) == {
-        "mode": "fewer_than",
-        "image_limit": 1,
-    }
+    assert selection_of({MODE: "fewer_than", IMAGE_LIMIT: "50"}) == Selection(Mode.fewer_than, 50)
+    assert selection_of({MODE: " fewer_than ", IMAGE_LIMIT: " 1 "}) == Selection(
+        Mode.fewer_than, 1
+    )
 
 
 @pytest.mark.parametrize("mode", ["all", "smallest"])
 def test_limit_ignored_for_other_modes(mode):
-    assert mode_config_from_env({MODE: mode, IMAGE_LIMIT: "junk"}) == {"mode": mode}
+    assert selection_of({MODE: mode, IMAGE_LIMIT: "junk"}) == Selection(Mode(mode))
 
 
 @pytest.mark.parametrize("mode", ["biggest", "ALL", "fewer-than", "Smallest"])
 def test_bad_mode_names_the_variable(mode):
     with pytest.raises(ValueError) as excinfo:
-        mode_config_from_env({MODE: mode})
+        selection_of({MODE: mode})
     message = str(excinfo.value)
     assert f"{MODE}={mode!r}" in message
     for choice in ("smallest", "fewer_than", "all"):
@@ -302,13 +303,13 @@ def test_bad_or_missing_limit_names_the_variable(limit):
     if limit is not None:
         env[IMAGE_LIMIT] = limit
     with pytest.raises(ValueError) as excinfo:
-        mode_config_from_env(env)
+        selection_of(env)
     assert f"{IMAGE_LIMIT}={(limit or '')!r}" in str(excinfo.value)
 
 
 def test_superscript_limit_names_the_variable():
     with pytest.raises(ValueError) as excinfo:
-        mode_config_from_env({MODE: "fewer_than", IMAGE_LIMIT: "\u00b2"})
+        selection_of({MODE: "fewer_than", IMAGE_LIMIT: "\u00b2"})
     assert IMAGE_LIMIT in str(excinfo.value)
 
 

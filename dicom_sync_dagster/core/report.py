@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
+from statistics import median
 
 import pandas as pd
 
@@ -29,6 +31,8 @@ class Transfer:
     seconds: float = 0.0
     error: str = ""
     attempts: int = 1
+    study_datetime: str = ""  # ISO 8601 UTC; empty when the study has no usable date/time
+    finished_at: str = ""  # ISO 8601 UTC, when the series was confirmed (or given up)
 
 
 @dataclass(frozen=True)
@@ -145,3 +149,36 @@ def failure_streaks(
         uid: (previous[uid][0] + 1, previous[uid][1]) if uid in previous else (1, now)
         for uid in failing_now
     }
+
+
+def arrival_minutes(transfers: list[Transfer]) -> list[float]:
+    """Minutes from study time to confirmed arrival on the local PACS, per transferred series
+    whose study has a date and time."""
+    return [
+        (datetime.fromisoformat(t.finished_at) - datetime.fromisoformat(t.study_datetime))
+        .total_seconds()
+        / 60
+        for t in transfers
+        if t.transferred and t.study_datetime and t.finished_at
+    ]
+
+
+def archive_figures(summary: CycleSummary, transfers: list[Transfer]) -> dict[str, float]:
+    """The numbers the archive asset plots run after run."""
+    minutes = arrival_minutes(transfers)
+    figures: dict[str, float] = {
+        "images_moved": summary.images_moved,
+        "series_transferred": summary.series_transferred,
+        "series_failed": summary.series_failed,
+        "images_per_minute": round(summary.images_per_minute, 1),
+        "missing_studies": summary.missing_studies,
+    }
+    if minutes:
+        figures["minutes_to_arrival_median"] = round(median(minutes), 1)
+        figures["minutes_to_arrival_max"] = round(max(minutes), 1)
+    return figures
+
+
+def over_limit(streaks: dict[str, tuple[int, str]], limit: int) -> dict[str, tuple[int, str]]:
+    """The series that have failed in more runs in a row than ``limit``."""
+    return {uid: streak for uid, streak in streaks.items() if streak[0] > limit}

@@ -11,17 +11,20 @@ from ..core.selection import Mode, Selection
 class SyncRunConfig(Config):
     """What one sync run does."""
 
-    mode: Mode = Field(
-        default=Mode.smallest,
+    mode: Mode | None = Field(
+        default=None,
         description="smallest: per study the series with the fewest images; fewer_than: every "
         "series with fewer than image_limit images; all: every series. Only series not yet "
-        "complete on the local PACS are moved.",
+        "complete on the local PACS are moved. Empty: the route's mode (DICOM_SYNC_MODE or "
+        "dicom_sync.yaml).",
     )
     image_limit: int | None = Field(
         default=None, description="For mode fewer_than: move series with fewer images than this."
     )
-    window_hours: float = Field(
-        default=12.0, description="Look at studies acquired within this many hours before now."
+    window_hours: float | None = Field(
+        default=None,
+        description="Look at studies acquired within this many hours before now; empty: the "
+        "route's window (12 unless dicom_sync.yaml says otherwise).",
     )
     dry_run: bool = Field(default=False, description="Plan and report, but move nothing.")
     reference_time: str = Field(
@@ -29,11 +32,22 @@ class SyncRunConfig(Config):
         description="ISO 8601 time the window ends at; empty: the schedule tick, or now.",
     )
 
-    def selection(self) -> Selection:
+    def selection(self, route_default: Selection) -> Selection:
+        """The mode chosen for this run, else the route's (with this run's limit, if any)."""
+        mode = self.mode or route_default.mode
+        limit = self.image_limit
+        if limit is None and mode is route_default.mode:
+            limit = route_default.image_limit
         try:
-            return Selection(self.mode, self.image_limit)
+            return Selection(mode, limit)
         except ValueError as exc:
             raise ValueError(f"run config: {exc}") from None
+
+    def hours(self, route_default: float) -> float:
+        hours = route_default if self.window_hours is None else self.window_hours
+        if not hours > 0:
+            raise ValueError(f"run config: window_hours={hours!r} must be > 0")
+        return hours
 
     def reference(self, zone: tzinfo) -> datetime:
         """The window's end; a time without offset is read in the PACS zone."""

@@ -1,9 +1,9 @@
-"""The sync job: start -> query both nodes -> plan -> move -> report."""
+"""The jobs of a route: sync (start -> query both nodes -> plan -> move -> report) and the
+connection check. Each route's jobs carry the route's own resources."""
 
-from __future__ import annotations
+from dagster import JobDefinition, graph, in_process_executor, mem_io_manager
 
-from dagster import in_process_executor, job
-
+from ..routes import Route
 from .ops import (
     check_nodes,
     move_series,
@@ -13,22 +13,15 @@ from .ops import (
     report,
     start_cycle,
 )
+from .resources import route_resources
 
-SYNC_JOB = "dicom_sync"
-CONCURRENCY_TAG = "dicom-sync/job"
-MAX_RUNTIME_SECONDS = 3600  # dagster.yaml allows one queued run per value at a time
+CONCURRENCY_TAG = "dicom-sync/job"  # dagster.yaml allows one queued run per value at a time
+ROUTE_TAG = "dicom-sync/route"
+MAX_RUNTIME_SECONDS = 3600
 
 
-@job(
-    name=SYNC_JOB,
-    description="Move what the remote PACS has and the local PACS lacks, for the last hours.",
-    # One process: a process per step would cost seconds per run, every minute.
-    executor_def=in_process_executor,
-    # A run that outlives this (its process killed, a PACS hung) is marked failed by run
-    # monitoring, so it cannot block the one-at-a-time queue and the schedule for ever.
-    tags={CONCURRENCY_TAG: SYNC_JOB, "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
-)
-def dicom_sync() -> None:
+@graph(description="Move what the remote PACS has and the local PACS lacks, for the last hours.")
+def sync_cycle() -> None:
     cycle = start_cycle()
     remote = query_remote_studies(cycle)
     local = query_local_studies(cycle)
@@ -37,11 +30,44 @@ def dicom_sync() -> None:
     report(cycle, remote, local, plan, transfers)
 
 
-@job(
-    name="check_connections",
+@graph(
     description="C-ECHO both PACS, C-FIND one study on each, and show which optional return "
-    "keys (instance counts, modalities) each fills.",
-    executor_def=in_process_executor,
+    "keys (instance counts, modalities) each fills."
 )
-def check_connections() -> None:
+def connection_check() -> None:
     check_nodes()
+
+
+def _resources(route: Route) -> dict[str, object]:
+    # Frames stay in memory (one process per run): nothing pickled to disk 1,440 times a day.
+    return {**route_resources(route), "io_manager": mem_io_manager}
+
+
+def sync_job(route: Route) -> JobDefinition:
+    """The route's sync job: one process (a process per step would cost seconds a minute)."""
+    return sync_cycle.to_job(
+        name=route.job_name,
+        description=f"Route {route.name}: move what the remote PACS has and the local PACS "
+        "lacks, for the last hours.",
+        executor_def=in_process_executor,
+        resource_defs=_resources(route),
+        # One run of a route at a time (dagster.yaml); a run that outlives max_runtime (its
+        # process killed, a PACS hung) is failed by run monitoring, so it cannot block the
+        # queue and the schedule for ever.
+        tags={
+            CONCURRENCY_TAG: route.job_name,
+            ROUTE_TAG: route.name,
+            "dagster/max_runtime": str(MAX_RUNTIME_SECONDS),
+        },
+    )
+
+
+def check_job(route: Route) -> JobDefinition:
+    return connection_check.to_job(
+        name=route.check_job_name,
+        description=f"Route {route.name}: C-ECHO both PACS, C-FIND one study on each, and show "
+        "which optional return keys each fills.",
+        executor_def=in_process_executor,
+        resource_defs=_resources(route),
+        tags={ROUTE_TAG: route.name},
+    )

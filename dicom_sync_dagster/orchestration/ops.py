@@ -21,6 +21,7 @@ from ..core.plan import MOVE
 from ..core.report import (
     CycleSummary,
     TransferRun,
+    archive_figures,
     failure_streaks,
     summarize,
     transfers_frame,
@@ -29,6 +30,7 @@ from ..core.window import Window
 from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
 from ..dicom import DicomError
 from ..settings import ConfigError
+from .archive import archive_event, failing_check_evaluation
 from .config import SyncRunConfig
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
 from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
@@ -36,8 +38,6 @@ from .settled_state import load_settled, save_settled
 
 TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
 OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed
-
-REPEATED_FAILURE_RUNS = 3  # warn about a series failing in this many runs in a row
 
 REPORT_COLUMNS = [
     ("study_uid", "string"),
@@ -109,12 +109,15 @@ def start_cycle(
     ``sync_lock`` holds the one-sync-at-a-time lock for the whole run."""
     try:
         settings = sync_options.settings(remote_pacs, local_pacs)
-        window = Window(config.reference(settings.zone), config.window_hours, settings.zone)
-        cycle = Cycle(settings, window, config.selection(), config.dry_run)
+        hours = config.hours(sync_options.window_hours)
+        window = Window(config.reference(settings.zone), hours, settings.zone)
+        selection = config.selection(sync_options.selection())
+        cycle = Cycle(settings, window, selection, config.dry_run)
     except ValueError as exc:  # ConfigError included
         raise Failure(description=str(exc)) from None
     context.add_output_metadata(
         {
+            "route": sync_options.route,
             "remote": str(settings.remote),
             "local": str(settings.local),
             "move_destination": settings.destination,
@@ -165,13 +168,14 @@ def plan_transfers(
     cycle: Cycle,
     remote_studies: pd.DataFrame,
     local_studies: pd.DataFrame,
+    sync_options: SyncOptionsResource,
 ) -> Plan:
     """Window, diff down to series, select by mode: one row per series with its reason."""
+    route, mode = sync_options.route, cycle.selection.describe()
     try:
-        mode = cycle.selection.describe()
-        settled = load_settled(context.instance, mode)
+        settled = load_settled(context.instance, route, mode)
         plan = plan_cycle(cycle, remote_studies, local_studies, context.log, settled)
-        save_settled(context.instance, mode, plan.settled)
+        save_settled(context.instance, route, mode, plan.settled)
     except DicomError as exc:
         raise _fail_on_dicom_error(exc) from None
     moves = plan.moves
@@ -244,8 +248,10 @@ def report(
     local_studies: pd.DataFrame,
     plan: Plan,
     transfers: TransferRun,
+    sync_options: SyncOptionsResource,
 ) -> CycleSummary:
-    """Statistics and one row per planned series; fails the run when any series failed."""
+    """Statistics and one row per planned series; the figures on the route's archive asset;
+    fails the run when any series failed."""
     summary = summary_for(cycle, remote_studies, local_studies, plan, transfers)
     frame = transfers_frame(transfers.transfers)
     # The UI shows the first rows of metadata unfolded: the transfer figures come first.
@@ -265,17 +271,30 @@ def report(
         **{key: value for key, value in figures.items() if key not in first},
         "transfers": _table(frame, REPORT_COLUMNS),
     }
-    context.instance.add_run_tags(context.run_id, run_tags(summary))
+    tags = run_tags(summary)
+    context.instance.add_run_tags(context.run_id, tags)
+    route, limit = sync_options.route, sync_options.failing_runs_limit
+    failed = frame[~frame["transferred"]].copy()
+    streaks = {}
     if not summary.ok:
-        failed = frame[~frame["transferred"]].copy()
         streaks = failure_streaks(
             previous_streaks(context.instance, context.job_name, context.run_id),
             set(failed["series_uid"]),
             datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
+    context.log_event(
+        archive_event(
+            route,
+            summary.images_moved > 0,
+            archive_figures(summary, transfers.transfers),
+            tags[OUTCOME_TAG],
+        )
+    )
+    context.log_event(failing_check_evaluation(route, streaks, limit))
+    if not summary.ok:
         failed["failing_runs"] = failed["series_uid"].map(lambda uid: streaks[uid][0])
         failed["failing_since"] = failed["series_uid"].map(lambda uid: streaks[uid][1])
-        for row in failed[failed["failing_runs"] >= REPEATED_FAILURE_RUNS].itertuples():
+        for row in failed[failed["failing_runs"] > limit].itertuples():
             context.log.warning(
                 f"series {row.series_number} of study {row.accession or row.study_uid} has "
                 f"failed in {row.failing_runs} runs in a row, since {row.failing_since}"

@@ -14,20 +14,34 @@ from pathlib import Path
 from dagster import ConfigurableResource, EnvVar, Failure, InitResourceContext
 from pydantic import Field
 
+from ..core.selection import Selection
 from ..dicom.node import DicomNode, Timeouts
+from ..routes import DEFAULT_ROUTE, OPTION_DEFAULTS, Route, field_names
 from ..settings import (
     CALLING_AE,
     DEFAULT_CALLING_AE,
+    IMAGE_LIMIT,
+    MODE,
     MOVE_DESTINATION,
     NODE_VARIABLES,
     TIMEZONE,
     TLS_VARIABLES,
     SyncSettings,
+    check_selection,
     node_from_values,
     settings_from_values,
 )
 
-LOCK_FILE = "dicom-sync.lock"
+LOCK_FILE = "dicom-sync{suffix}.lock"  # suffix: Route.state_suffix
+
+SOURCE_DESCRIPTION = (
+    "Where the values come from, to name them in errors: empty for the DICOM_SYNC_* "
+    "environment variables, else the route in dicom_sync.yaml."
+)
+
+
+def _names(source: str) -> dict[str, str] | None:
+    return field_names(source) if source else None
 
 
 class DicomNodeResource(ConfigurableResource):
@@ -42,17 +56,33 @@ class DicomNodeResource(ConfigurableResource):
     )
     tls_cert: str = Field(default="", description="PEM client certificate (TLS, optional).")
     tls_key: str = Field(default="", description="PEM key of tls_cert, unencrypted.")
+    source: str = Field(default="", description=SOURCE_DESCRIPTION)
 
     def node_values(self) -> tuple[str, ...]:
         """(AE title, host, port, TLS CA, cert, key) as given, for the settings checks."""
         return (self.ae_title, self.host, self.port, self.tls_ca, self.tls_cert, self.tls_key)
 
     def node(self) -> DicomNode:
-        return node_from_values(self.role, *self.node_values())
+        return node_from_values(self.role, *self.node_values(), names=_names(self.source))
 
 
 class SyncOptionsResource(ConfigurableResource):
-    """How this tool talks to both nodes."""
+    """How this tool talks to both nodes, and what the route's runs do by default."""
+
+    route: str = Field(default=DEFAULT_ROUTE, description="The route these runs belong to.")
+    source: str = Field(default="", description=SOURCE_DESCRIPTION)
+    mode: str = Field(
+        default="smallest",
+        description="Default mode of runs (smallest, fewer_than, all); the run config may "
+        "choose another.",
+    )
+    image_limit: str = Field(default="", description="Image limit of mode fewer_than.")
+    window_hours: float = Field(default=12.0, description="Default window of runs, in hours.")
+    failing_runs_limit: int = Field(
+        default=3,
+        description="The archive's asset check fails when a series has failed in more runs "
+        "in a row than this.",
+    )
 
     calling_ae: str = Field(
         default=DEFAULT_CALLING_AE, description="AE title this tool uses as SCU."
@@ -98,7 +128,12 @@ class SyncOptionsResource(ConfigurableResource):
             move_retries=self.move_retries,
             retry_backoff_seconds=self.retry_backoff_seconds,
             confirm_seconds=self.confirm_seconds,
+            names=_names(self.source),
         )
+
+    def selection(self) -> Selection:
+        """The route's default selection (mode and image limit), validated."""
+        return check_selection(self.mode, self.image_limit, _names(self.source))
 
 
 def _env_or(name: str, default: str = "") -> str | EnvVar:
@@ -125,7 +160,33 @@ def options_resource_from_env() -> SyncOptionsResource:
         calling_ae=_env_or(CALLING_AE, DEFAULT_CALLING_AE),
         move_destination=_env_or(MOVE_DESTINATION),
         timezone=_env_or(TIMEZONE),
+        mode=_env_or(MODE, "smallest"),
+        image_limit=_env_or(IMAGE_LIMIT),
     )
+
+
+def route_resources(route: Route) -> dict[str, ConfigurableResource]:
+    """The resources of one route's jobs: its two nodes, its options, its own lock."""
+    lock = SyncLockResource(file_name=LOCK_FILE.format(suffix=route.state_suffix))
+    if route.from_env:
+        return {
+            "remote_pacs": node_resource_from_env("remote"),
+            "local_pacs": node_resource_from_env("local"),
+            "sync_options": options_resource_from_env(),
+            "sync_lock": lock,
+        }
+    nodes = {
+        f"{role}_pacs": DicomNodeResource(role=role, source=route.source, **values)
+        for role, values in (("remote", route.remote), ("local", route.local))
+    }
+    options = {key: route.options.get(key, default) for key, default in OPTION_DEFAULTS.items()}
+    options["image_limit"] = str(options["image_limit"])
+    options["calling_ae"] = options["calling_ae"] or DEFAULT_CALLING_AE
+    return {
+        **nodes,
+        "sync_options": SyncOptionsResource(route=route.name, source=route.source, **options),
+        "sync_lock": lock,
+    }
 
 
 class SyncLockResource(ConfigurableResource):
@@ -138,10 +199,13 @@ class SyncLockResource(ConfigurableResource):
     """
 
     wait_seconds: float = Field(default=10.0, description="How long to wait for the lock.")
+    file_name: str = Field(
+        default=LOCK_FILE.format(suffix=""), description="In the instance folder; one per route."
+    )
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["SyncLockResource"]:
-        path = Path(context.instance.root_directory) / LOCK_FILE
+        path = Path(context.instance.root_directory) / self.file_name
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a+") as handle:
             deadline = time.monotonic() + self.wait_seconds
@@ -160,7 +224,7 @@ class SyncLockResource(ConfigurableResource):
                     time.sleep(0.2)
             handle.seek(0)
             handle.truncate()
-            handle.write(f"run {context.run_id} (pid {os.getpid()})")
+            handle.write(f"run {context.run.run_id} (pid {os.getpid()})")
             handle.flush()
             try:
                 yield self

@@ -19,7 +19,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from .jobs import SYNC_JOB
 from .ops import OUTCOME_TAG
 
 
@@ -32,10 +31,10 @@ class RetentionConfig(Config):
 
 @op
 def delete_idle_runs(context: OpExecutionContext, config: RetentionConfig) -> int:
-    """Delete successful sync runs tagged idle and older than the cutoff; return how many."""
+    """Delete successful sync runs (of every route) tagged idle and older than the cutoff;
+    return how many."""
     cutoff = datetime.now(timezone.utc) - timedelta(days=config.keep_idle_days)
     idle = RunsFilter(
-        job_name=SYNC_JOB,
         statuses=[DagsterRunStatus.SUCCESS],
         tags={OUTCOME_TAG: "idle"},
         created_before=cutoff,

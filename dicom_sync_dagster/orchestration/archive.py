@@ -1,0 +1,102 @@
+"""The local archive of each route as a Dagster asset, and its asset check.
+
+The sync job reports on the asset after every run that reached its report: a materialization
+when the run moved images, an observation otherwise, both with the same numeric metadata so the
+asset page plots them run after run. The check ``no_series_failing_repeatedly`` fails when a
+series has failed in more runs in a row than the route's ``failing_runs_limit``; the report
+evaluates it every run, and it can also be run on its own from the asset page.
+"""
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetMaterialization,
+    AssetObservation,
+    AssetSpec,
+    MetadataValue,
+    asset_check,
+)
+
+from ..core.report import over_limit
+from ..routes import Route
+from .failure_history import previous_streaks
+
+ARCHIVE_PREFIX = "local_archive"
+FAILING_CHECK = "no_series_failing_repeatedly"
+ARCHIVE_GROUP = "pacs"
+
+
+def archive_key(route_name: str) -> AssetKey:
+    return AssetKey([ARCHIVE_PREFIX, route_name])
+
+
+def archive_spec(route: Route) -> AssetSpec:
+    return AssetSpec(
+        key=archive_key(route.name),
+        description=f"What route {route.name} brings to the local PACS. Updated by the "
+        f"{route.job_name} job: a materialization per run that moved images, an observation "
+        "otherwise.",
+        group_name=ARCHIVE_GROUP,
+        kinds={"dicom"},
+        metadata={"route": route.name, "job": route.job_name},
+    )
+
+
+def archive_event(
+    route_name: str, moved: bool, figures: dict[str, float], outcome: str
+) -> AssetMaterialization | AssetObservation:
+    """The run's figures on the route's archive asset."""
+    metadata = {**figures, "outcome": outcome}
+    if moved:
+        return AssetMaterialization(asset_key=archive_key(route_name), metadata=metadata)
+    return AssetObservation(asset_key=archive_key(route_name), metadata=metadata)
+
+
+def _check_outcome(streaks: dict[str, tuple[int, str]], limit: int) -> tuple[bool, dict]:
+    over = over_limit(streaks, limit)
+    worst = max((runs for runs, _ in streaks.values()), default=0)
+    metadata = {
+        "failing_runs_limit": limit,
+        "series_failing": len(streaks),
+        "series_over_limit": len(over),
+        "longest_streak_runs": worst,
+        "over_limit": MetadataValue.json(
+            {uid: {"failing_runs": runs, "since": since} for uid, (runs, since) in over.items()}
+        ),
+    }
+    return not over, metadata
+
+
+def failing_check_evaluation(
+    route_name: str, streaks: dict[str, tuple[int, str]], limit: int
+) -> AssetCheckEvaluation:
+    """The check's verdict for the streaks the report just recorded."""
+    passed, metadata = _check_outcome(streaks, limit)
+    return AssetCheckEvaluation(
+        asset_key=archive_key(route_name),
+        check_name=FAILING_CHECK,
+        passed=passed,
+        metadata=metadata,
+        severity=AssetCheckSeverity.ERROR,
+    )
+
+
+def failing_series_check(route: Route):
+    """The check on its own: reads the streaks the route's latest reported run recorded."""
+    limit = int(route.options["failing_runs_limit"])
+
+    @asset_check(
+        asset=archive_key(route.name),
+        name=FAILING_CHECK,
+        description=f"Fails when a series of route {route.name} has failed in more than "
+        f"{limit} sync runs in a row (the route's failing_runs_limit).",
+    )
+    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        streaks = previous_streaks(context.instance, route.job_name, run_id="")
+        passed, metadata = _check_outcome(streaks, limit)
+        return AssetCheckResult(passed=passed, metadata=metadata)
+
+    return _check

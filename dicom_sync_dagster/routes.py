@@ -1,0 +1,305 @@
+"""Routes: which remote PACS feed which local PACS, how and how often (no Dagster here but
+its cron check).
+
+Without a routes file there is one route, ``default``, from the ``DICOM_SYNC_*`` environment
+variables (job ``dicom_sync``). With ``dicom_sync.yaml`` (or the file ``DICOM_SYNC_ROUTES_FILE``
+names) every route listed there gets its own job, schedule and archive asset. The file is
+validated as a whole when the code location loads: every error names the route and the field.
+
+    # dicom_sync.yaml: top-level settings apply to every route unless the route sets its own
+    calling_ae: DICOMSYNC
+    timezone: Europe/Berlin
+    local: {ae_title: LOCALPACS, host: 10.0.0.5, port: 104}
+    routes:
+      - name: ct_north
+        remote: {ae_title: CTNORTH, host: 10.1.0.7, port: 104}
+      - name: mri_south
+        remote: {ae_title: MRISOUTH, host: 10.2.0.9, port: 11112}
+        mode: all
+        schedule: "*/5 * * * *"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .settings import (
+    CALLING_AE,
+    IMAGE_LIMIT,
+    MODE,
+    MOVE_DESTINATION,
+    NODE_VARIABLES,
+    TIMEZONE,
+    TLS_VARIABLES,
+    ConfigError,
+    check_selection,
+    settings_from_values,
+)
+
+ROUTES_FILE = "DICOM_SYNC_ROUTES_FILE"
+DEFAULT_FILE = "dicom_sync.yaml"
+NO_FILE = "none"  # DICOM_SYNC_ROUTES_FILE=none: the environment variables, whatever is here
+DEFAULT_ROUTE = "default"
+EVERY_MINUTE = "* * * * *"
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+NODE_FIELDS = ("ae_title", "host", "port", "tls_ca", "tls_cert", "tls_key")
+# Options a route may set (or inherit from the top level), with their defaults.
+OPTION_DEFAULTS: dict[str, object] = {
+    "calling_ae": "",
+    "move_destination": "",
+    "timezone": "",
+    "mode": "smallest",
+    "image_limit": "",
+    "window_hours": 12.0,
+    "max_parallel_moves": 2,
+    "move_retries": 2,
+    "retry_backoff_seconds": 2.0,
+    "confirm_seconds": 10.0,
+    "failing_runs_limit": 3,
+}
+SCHEDULE_FIELDS = ("schedule", "schedule_status")
+ROUTE_FIELDS = {"name", "remote", "local", *OPTION_DEFAULTS, *SCHEDULE_FIELDS}
+TOP_FIELDS = (ROUTE_FIELDS - {"name", "remote"}) | {"routes"}
+# The environment variable a field stands in for, so the settings checks can name the field.
+_VARIABLE_OF = {
+    **{
+        variable: f"{role}.{name}"
+        for role in ("remote", "local")
+        for variable, name in zip(
+            NODE_VARIABLES[role] + TLS_VARIABLES[role], NODE_FIELDS, strict=True
+        )
+    },
+    CALLING_AE: "calling_ae",
+    MOVE_DESTINATION: "move_destination",
+    TIMEZONE: "timezone",
+    MODE: "mode",
+    IMAGE_LIMIT: "image_limit",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """One remote -> local route. ``source`` is empty for the environment-variable route."""
+
+    name: str
+    remote: Mapping[str, str] = field(default_factory=dict)
+    local: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, object] = field(default_factory=lambda: dict(OPTION_DEFAULTS))
+    cron: str = EVERY_MINUTE
+    schedule_on: bool = True
+    source: str = ""
+
+    @property
+    def from_env(self) -> bool:
+        return not self.source
+
+    @property
+    def job_name(self) -> str:
+        return "dicom_sync" if self.name == DEFAULT_ROUTE else f"sync_{self.name}"
+
+    @property
+    def schedule_name(self) -> str:
+        return "every_minute" if self.name == DEFAULT_ROUTE else f"{self.job_name}_schedule"
+
+    @property
+    def check_job_name(self) -> str:
+        return "check_connections" if self.name == DEFAULT_ROUTE else f"check_{self.name}"
+
+    @property
+    def state_suffix(self) -> str:
+        return state_suffix(self.name)
+
+
+def state_suffix(route_name: str) -> str:
+    """Appended to the names of a route's files in the instance folder (none for default)."""
+    return "" if route_name == DEFAULT_ROUTE else f"-{route_name}"
+
+
+def field_names(source: str) -> dict[str, str]:
+    """Names for the settings checks' messages: ``<source>.<field>`` instead of variables."""
+    names = {variable: f"{source}.{name}" for variable, name in _VARIABLE_OF.items()}
+    names.update({option: f"{source}.{option}" for option in OPTION_DEFAULTS})
+    return names
+
+
+def routes_file(env: Mapping[str, str] | None = None, folder: Path | None = None) -> Path | None:
+    """The routes file in use: ``DICOM_SYNC_ROUTES_FILE``, else ``dicom_sync.yaml`` in
+    ``folder`` (the working folder) when it exists, else ``None`` (environment variables;
+    also when the variable says ``none``)."""
+    env = os.environ if env is None else env
+    named = env.get(ROUTES_FILE, "").strip()
+    if named.lower() == NO_FILE:
+        return None
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError([f"{ROUTES_FILE}={named!r}: no such file"])
+        return path
+    default = (folder or Path.cwd()) / DEFAULT_FILE
+    return default if default.is_file() else None
+
+
+def load_routes(env: Mapping[str, str] | None = None, folder: Path | None = None) -> list[Route]:
+    """The routes of the routes file, or the one environment-variable route."""
+    path = routes_file(env, folder)
+    if path is None:
+        return [Route(DEFAULT_ROUTE)]
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([f"{path}: cannot be read as YAML: {exc}"]) from None
+    return parse_routes(document, str(path))
+
+
+def parse_routes(document: object, label: str = DEFAULT_FILE) -> list[Route]:
+    """Validate a parsed routes file; every problem in it is reported at once."""
+    if not isinstance(document, dict):
+        raise ConfigError([f"{label}: expected a mapping with a 'routes' list at the top"])
+    problems = _unknown_fields(document, TOP_FIELDS, label)
+    entries = document.get("routes")
+    if not isinstance(entries, list) or not entries:
+        problems.append(f"{label}: 'routes' must be a non-empty list of routes")
+        raise ConfigError(problems)
+    routes: list[Route] = []
+    for index, entry in enumerate(entries):
+        where = f"{label}: routes[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} must be a mapping (name, remote, ...)")
+            continue
+        name = entry.get("name")
+        if isinstance(name, str) and NAME_PATTERN.match(name):
+            where = f"{label}: route {name}"
+        else:
+            problems.append(
+                f"{where}.name={name!r} must be 1-40 lower-case letters, digits or _, "
+                "starting with a letter (it names the route's job and schedule)"
+            )
+        problems += _unknown_fields(entry, ROUTE_FIELDS, where)
+        try:
+            routes.append(_route(document, entry, str(name), where))
+        except ConfigError as exc:
+            problems += exc.problems
+    names = [route.name for route in routes]
+    problems += [
+        f"{label}: route name {name!r} is used {names.count(name)} times"
+        for name in sorted({n for n in names if names.count(n) > 1})
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return routes
+
+
+def _unknown_fields(mapping: dict, known: set[str], where: str) -> list[str]:
+    return [
+        f"{where}: unknown field {key!r} (known: {', '.join(sorted(known))})"
+        for key in mapping
+        if key not in known
+    ]
+
+
+def _node(value: object, where: str) -> dict[str, str]:
+    if value is None:
+        raise ConfigError([f"{where} is not set (ae_title, host, port)"])
+    if not isinstance(value, dict):
+        raise ConfigError([f"{where}={value!r} must be a mapping (ae_title, host, port)"])
+    problems = _unknown_fields(value, set(NODE_FIELDS), where)
+    if problems:
+        raise ConfigError(problems)
+    return {key: "" if value.get(key) is None else str(value[key]) for key in NODE_FIELDS}
+
+
+def _number(value: object, name: str, kind: type) -> object:
+    """An int or float option; booleans and text are refused with the field named."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError([f"{name}={value!r} must be a number"])
+    if kind is int and value != int(value):
+        raise ConfigError([f"{name}={value!r} must be a whole number"])
+    return kind(value)
+
+
+def _route(top: dict, entry: dict, name: str, where: str) -> Route:
+    """One route: its own fields, else the top-level ones, else the defaults; validated."""
+
+    def pick(key: str, default: object = None) -> object:
+        return entry.get(key, top.get(key, default))
+
+    problems: list[str] = []
+    nodes: dict[str, dict[str, str]] = {}
+    for role in ("remote", "local"):
+        value = entry.get(role) if role == "remote" else pick(role)
+        try:
+            nodes[role] = _node(value, f"{where}.{role}")
+        except ConfigError as exc:
+            problems += exc.problems
+    options: dict[str, object] = {}
+    for key, default in OPTION_DEFAULTS.items():
+        value = pick(key, default)
+        if isinstance(default, (int, float)):
+            try:
+                value = _number(value, f"{where}.{key}", type(default))
+            except ConfigError as exc:
+                problems += exc.problems
+                value = default  # reported; the other checks go on
+        options[key] = "" if value is None else value
+    names = field_names(where)
+    try:
+        if len(nodes) < 2:
+            raise ConfigError([])  # a node is missing or malformed: reported above
+        settings_from_values(
+            remote=tuple(nodes["remote"].values()),
+            local=tuple(nodes["local"].values()),
+            calling_ae=str(options["calling_ae"]),
+            move_destination=str(options["move_destination"]),
+            timezone=str(options["timezone"]),
+            max_parallel_moves=int(options["max_parallel_moves"]),
+            move_retries=int(options["move_retries"]),
+            retry_backoff_seconds=float(options["retry_backoff_seconds"]),
+            confirm_seconds=float(options["confirm_seconds"]),
+            names=names,
+        )
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        check_selection(str(options["mode"]), str(options["image_limit"]), names)
+    except ConfigError as exc:
+        problems += exc.problems
+    problems += _check_route_options(options, nodes, where)
+    cron, status = str(pick("schedule", EVERY_MINUTE)), pick("schedule_status", "on")
+    status = {True: "on", False: "off"}.get(status, status)  # YAML 1.1 reads on/off as booleans
+    problems += _check_schedule(cron, status, where)
+    if problems:
+        raise ConfigError(problems)
+    return Route(name, nodes["remote"], nodes["local"], options, cron, status == "on", where)
+
+
+def _check_route_options(options: dict, nodes: dict, where: str) -> list[str]:
+    problems = []
+    if not 0 < float(options["window_hours"]) <= 24 * 14:
+        problems.append(f"{where}.window_hours={options['window_hours']!r} must be > 0 and <= 336")
+    if not 1 <= int(options["failing_runs_limit"]) <= 1000:
+        problems.append(
+            f"{where}.failing_runs_limit={options['failing_runs_limit']!r} must be 1-1000"
+        )
+    remote, local = nodes.get("remote"), nodes.get("local")
+    same = remote and local and all(remote[k] == local[k] for k in ("ae_title", "host", "port"))
+    if same:
+        problems.append(f"{where}: remote and local are the same node ({remote['ae_title']})")
+    return problems
+
+
+def _check_schedule(cron: str, status: object, where: str) -> list[str]:
+    from dagster._utils.schedules import is_valid_cron_string  # the check Dagster applies
+
+    problems = []
+    if not is_valid_cron_string(cron):
+        problems.append(f"{where}.schedule={cron!r} is not a cron expression (e.g. '* * * * *')")
+    if status not in ("on", "off"):
+        problems.append(f"{where}.schedule_status={status!r} must be 'on' or 'off'")
+    return problems

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import DagsterInstance, DagsterRunStatus
 
 from dicom_sync_dagster.synthetic import SyntheticStudy
@@ -115,3 +116,74 @@ def test_bad_flag_value_exits_2(project):
     done = dicom_sync(["run", "--once", "--min-images", "0"], {}, project)
     assert done.returncode == 2
     assert "--min-images=0" in done.stderr
+
+
+def write_routes(folder: Path, site, routes: list[dict]) -> None:
+    """dicom_sync.yaml in ``folder``: ``routes`` from the site's remote to its local."""
+    node = lambda server: {  # noqa: E731
+        "ae_title": server.node.ae_title,
+        "host": server.node.host,
+        "port": server.node.port,
+    }
+    document = {
+        "calling_ae": "DICOMSYNC",
+        "timezone": "Europe/Berlin",
+        "local": node(site.local) if site else {"ae_title": "L", "host": "h", "port": 1},
+        "routes": [
+            {"remote": node(site.remote) if site else {"ae_title": "R", "host": "h", "port": 2}}
+            | route
+            for route in routes
+        ],
+    }
+    (folder / "dicom_sync.yaml").write_text(yaml.safe_dump(document))
+
+
+def recorded_runs(project: Path) -> list[tuple[str, DagsterRunStatus]]:
+    os.environ["DAGSTER_HOME"] = str(project)
+    try:
+        with DagsterInstance.get() as instance:
+            return sorted((r.job_name, r.status) for r in instance.get_runs())
+    finally:
+        del os.environ["DAGSTER_HOME"]
+
+
+@pytest.mark.servers
+def test_run_once_runs_every_route_of_the_routes_file_here(site, project):
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 3]))
+    write_routes(project, site, [{"name": "ct_all", "mode": "all"}, {"name": "ct_small"}])
+
+    done = dicom_sync(["run", "--once"], {}, project)
+
+    assert done.returncode == 0, done.stderr
+    assert "Starting sync cycle of route ct_all" in done.stdout
+    assert "Starting sync cycle of route ct_small" in done.stdout
+    assert site.local.series_instances(study.series_uids[1]) == 3
+    assert recorded_runs(project) == [
+        ("sync_ct_all", DagsterRunStatus.SUCCESS),
+        ("sync_ct_small", DagsterRunStatus.SUCCESS),
+    ]
+
+    done = dicom_sync(["run", "--once", "--route", "ct_small"], {}, project)
+
+    assert done.returncode == 0, done.stderr
+    assert "route ct_all" not in done.stdout
+    assert [job for job, _ in recorded_runs(project)].count("sync_ct_small") == 2
+
+
+def test_an_unknown_route_exits_2_listing_the_routes(project):
+    write_routes(project, None, [{"name": "ct"}, {"name": "mr"}])
+
+    done = dicom_sync(["run", "--once", "--route", "us"], {}, project)
+
+    assert done.returncode == 2
+    assert "--route='us' is not a route (routes: ct, mr)" in done.stderr
+
+
+def test_a_bad_routes_file_exits_2_naming_route_and_field(project):
+    write_routes(project, None, [{"name": "ct", "window_hours": -1}])
+
+    done = dicom_sync(["run", "--once"], {}, project)
+
+    assert done.returncode == 2
+    assert "route ct.window_hours=-1.0 must be > 0" in done.stderr
+    assert not (project / "storage").exists()  # stopped before Dagster or the network

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dagster import Definitions
 
 from dicom_sync_dagster.definitions import route_definitions
 from dicom_sync_dagster.orchestration.archive import FAILING_CHECK, archive_key
@@ -196,6 +197,7 @@ def test_two_routes_of_one_name_are_refused():
 def test_each_route_gets_its_own_jobs_schedule_asset_and_check():
     routes = routes_of(TWO_ROUTES)
     defs = route_definitions(routes)
+    Definitions.validate_loadable(defs)  # as the code server loads it
 
     for route in routes:
         job = defs.resolve_job_def(route.job_name)

@@ -63,6 +63,7 @@ OPTION_DEFAULTS: dict[str, object] = {
     "retry_backoff_seconds": 2.0,
     "confirm_seconds": 10.0,
     "failing_runs_limit": 3,
+    "catch_up_max_hours": 72.0,
 }
 SCHEDULE_FIELDS = ("schedule", "schedule_status")
 ROUTE_FIELDS = {"name", "remote", "local", *OPTION_DEFAULTS, *SCHEDULE_FIELDS}
@@ -283,6 +284,10 @@ def _check_route_options(options: dict, nodes: dict, where: str) -> list[str]:
     problems = []
     if not 0 < float(options["window_hours"]) <= 24 * 14:
         problems.append(f"{where}.window_hours={options['window_hours']!r} must be > 0 and <= 336")
+    if not 0 <= float(options["catch_up_max_hours"]) <= 24 * 31:
+        problems.append(
+            f"{where}.catch_up_max_hours={options['catch_up_max_hours']!r} must be 0-744"
+        )
     if not 1 <= int(options["failing_runs_limit"]) <= 1000:
         problems.append(
             f"{where}.failing_runs_limit={options['failing_runs_limit']!r} must be 1-1000"

@@ -14,7 +14,14 @@ from dicom_sync_dagster.sandbox import OrthancServer, Peer
 from dicom_sync_dagster.synthetic import SyntheticStudy, store
 
 from .conftest import Site
-from .helpers import moved_series, plan_of, report_metadata, run_sync, transfers_of
+from .helpers import (
+    moved_series,
+    plan_of,
+    report_metadata,
+    run_sync,
+    step_metadata,
+    transfers_of,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -354,3 +361,20 @@ def test_a_study_with_nothing_to_move_is_not_listed_again_until_its_counts_chang
     assert queries_of(third)["settled_studies_skipped"] == 1
     assert reasons(third, study) == {"": P.REASON_SETTLED}
     assert moved_series(fourth) == {extra.series_uids[0]}  # the new smallest series
+
+
+def test_after_an_outage_the_window_reaches_back_to_the_last_run(site, tmp_path):
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        before = site.reference - timedelta(hours=20)
+        assert run_sync(site, instance, reference_time=before.isoformat()).success
+        # Then nothing ran for 20 hours; meanwhile a study was acquired 15 hours ago.
+        study = site.add_remote(SyntheticStudy(site.ago(hours=15), [2], accession="ACC-GAP"))
+
+        without = run_sync(site, instance, options={"catch_up_max_hours": 0}, dry_run=True)
+        caught_up = run_sync(site, instance)
+
+    assert reasons(without, study) == {"": P.REASON_OUTSIDE}  # the 12-hour window alone
+    assert caught_up.success
+    assert moved_series(caught_up) == set(study.series_uids)
+    start = step_metadata(caught_up, "start_cycle")
+    assert start["window_hours"] == pytest.approx(20, abs=0.01)

@@ -16,6 +16,7 @@ from dicom_sync_dagster.core.window import (
     TIME_MISSING,
     Window,
     apply_window,
+    catch_up_hours,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -254,3 +255,16 @@ def test_apply_window_keeps_columns_and_rows_and_does_not_mutate():
     assert out["study_uid"].tolist() == ["a", "b"]
     assert out["in_window"].dtype == bool
     assert out["in_window"].tolist() == [True, False]
+
+
+# --- catch_up_hours ---------------------------------------------------------------------
+
+
+def test_catch_up_stretches_the_window_back_to_the_last_covered_run():
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    assert catch_up_hours(12, now, now - timedelta(minutes=1), 72) == 12  # regular running
+    assert catch_up_hours(12, now, None, 72) == 12  # first run ever
+    assert catch_up_hours(12, now, now - timedelta(hours=30), 72) == 30
+    assert catch_up_hours(12, now, now - timedelta(days=5), 72) == 72  # capped
+    assert catch_up_hours(12, now, now - timedelta(hours=30), 0) == 12  # off
+    assert catch_up_hours(12, now, now + timedelta(hours=3), 72) == 12  # a later reference

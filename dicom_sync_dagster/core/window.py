@@ -86,3 +86,14 @@ def apply_window(studies: pd.DataFrame, window: Window) -> pd.DataFrame:
     out["in_window"] = (inside | after | no_time).astype(bool)
     out["window_note"] = notes.astype(str)
     return out
+
+
+def catch_up_hours(
+    window_hours: float, reference: datetime, last_covered: datetime | None, max_hours: float
+) -> float:
+    """The window, stretched back to the reference of the last run that examined the remote
+    (after an outage longer than the window), but at most ``max_hours``; 0 turns it off."""
+    if last_covered is None or max_hours <= 0:
+        return window_hours
+    gap = (reference - last_covered).total_seconds() / 3600
+    return max(window_hours, min(gap, max_hours))

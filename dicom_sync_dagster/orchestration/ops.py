@@ -26,18 +26,18 @@ from ..core.report import (
     summarize,
     transfers_frame,
 )
-from ..core.window import Window
+from ..core.window import Window, catch_up_hours
 from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
 from ..dicom import DicomError
 from ..settings import ConfigError
 from .archive import archive_event, failing_check_evaluation
 from .config import SyncRunConfig
+from .coverage import OUTCOME_TAG, REFERENCE_TAG, last_covered_reference
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
 from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
 from .settled_state import load_settled, save_settled
 
 TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
-OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed
 
 REPORT_COLUMNS = [
     ("study_uid", "string"),
@@ -109,8 +109,13 @@ def start_cycle(
     ``sync_lock`` holds the one-sync-at-a-time lock for the whole run."""
     try:
         settings = sync_options.settings(remote_pacs, local_pacs)
+        reference = config.reference(settings.zone)
         hours = config.hours(sync_options.window_hours)
-        window = Window(config.reference(settings.zone), hours, settings.zone)
+        if config.window_hours is None:  # the route's window: catch up after an outage
+            last = last_covered_reference(context.instance, context.job_name)
+            hours = catch_up_hours(hours, reference, last, sync_options.catch_up_max_hours)
+            _log_catch_up(context, sync_options, hours, reference, last)
+        window = Window(reference, hours, settings.zone)
         selection = config.selection(sync_options.selection())
         cycle = Cycle(settings, window, selection, config.dry_run)
     except ValueError as exc:  # ConfigError included
@@ -130,6 +135,28 @@ def start_cycle(
         }
     )
     return cycle
+
+
+def _log_catch_up(
+    context: OpExecutionContext,
+    options: SyncOptionsResource,
+    hours: float,
+    reference: datetime,
+    last: datetime | None,
+) -> None:
+    if last is None or hours <= options.window_hours:
+        return
+    gap = (reference - last).total_seconds() / 3600
+    context.log.warning(
+        f"the remote was last examined {gap:.1f} h before this run's reference time: the "
+        f"window stretches back {hours:.1f} h to catch up"
+        + (
+            f" (at most catch_up_max_hours={options.catch_up_max_hours:g}; studies before "
+            "that are not examined: launch a run with a larger window_hours for them)"
+            if gap > hours
+            else ""
+        )
+    )
 
 
 def _query(context: OpExecutionContext, cycle: Cycle, role: str) -> pd.DataFrame:
@@ -231,13 +258,17 @@ def summary_for(
 
 
 def run_tags(summary: CycleSummary) -> dict[str, str]:
-    """Tags that say what a run did: the retention job deletes only "idle" runs."""
+    """Tags that say what a run did: the retention job deletes only "idle" runs; the next
+    run's window reaches back at least to the reference time of a run that was not dry."""
     outcome = "failed" if not summary.ok else "moved" if summary.series_transferred else "idle"
-    return {
+    tags = {
         OUTCOME_TAG: outcome,
         "dicom-sync/series-planned": str(summary.series_planned),
         "dicom-sync/images-moved": str(summary.images_moved),
     }
+    if not summary.dry_run:
+        tags[REFERENCE_TAG] = summary.reference_time
+    return tags
 
 
 @op(out=Out(CycleSummary))

@@ -78,6 +78,11 @@ class SyncOptionsResource(ConfigurableResource):
     )
     image_limit: str = Field(default="", description="Image limit of mode fewer_than.")
     window_hours: float = Field(default=12.0, description="Default window of runs, in hours.")
+    catch_up_max_hours: float = Field(
+        default=72.0,
+        description="After an outage, the window stretches back to the last run that examined "
+        "the remote, but at most this many hours; 0: never.",
+    )
     failing_runs_limit: int = Field(
         default=3,
         description="The archive's asset check fails when a series has failed in more runs "

@@ -19,7 +19,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from .ops import OUTCOME_TAG
+from .coverage import OUTCOME_TAG
 
 
 class RetentionConfig(Config):

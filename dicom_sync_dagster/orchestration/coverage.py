@@ -1,0 +1,27 @@
+"""Up to when the remote was last examined: the reference time of the latest run of a route
+that got as far as its report (not a dry run), kept as a run tag. After an outage the next
+window stretches back to it, so studies acquired while nothing ran are not skipped."""
+
+from datetime import datetime
+
+from dagster import DagsterInstance, RunsFilter
+
+REFERENCE_TAG = "dicom-sync/reference-time"  # ISO 8601, on runs that examined the remote
+OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed, on runs that reached their report
+OUTCOMES = ["idle", "moved", "failed"]
+LOOK_AT_RUNS = 20  # dry runs in between carry no reference
+
+
+def last_covered_reference(instance: DagsterInstance, job_name: str) -> datetime | None:
+    """The reference time of the latest run of ``job_name`` that examined the remote."""
+    records = instance.get_run_records(
+        filters=RunsFilter(job_name=job_name, tags={OUTCOME_TAG: OUTCOMES}), limit=LOOK_AT_RUNS
+    )
+    for record in records:
+        value = record.dagster_run.tags.get(REFERENCE_TAG)
+        if value:
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                continue
+    return None

@@ -16,10 +16,12 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from . import configure
+from .configure import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from .routes import Route, load_routes
 from .settings import ConfigError, settings_from_env
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_BUSY = 3  # skipped: a run of the route was still going
+EXIT_INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT
 INTERVAL_SECONDS = 60
 
 
@@ -107,7 +109,7 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
         busy = sync_in_progress(instance, route.job_name)
         if busy:
             print(f"Skipped: a sync run is still in progress ({busy}).")
-            return EXIT_FAILED
+            return EXIT_BUSY
         result = defs.resolve_job_def(route.job_name).execute_in_process(
             run_config={
                 "ops": {"start_cycle": {"config": config}},
@@ -135,8 +137,9 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
 
 
 def run_routes(config: dict[str, object], routes: list[Route]) -> int:
-    """One cycle of each route in turn; the exit code is the worst."""
-    return max(run_cycle(config, route) for route in routes)
+    """One cycle of each route in turn; failed beats skipped beats ok."""
+    codes = [run_cycle(config, route) for route in routes]
+    return next((code for code in (EXIT_FAILED, EXIT_BUSY) if code in codes), EXIT_OK)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         print("Stopped.")
-        return EXIT_OK
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

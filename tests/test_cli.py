@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 import yaml
 from dagster import DagsterInstance, DagsterRunStatus
 
+from dicom_sync_dagster.definitions import defs
+from dicom_sync_dagster.sandbox import free_port
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,3 +190,55 @@ def test_a_bad_routes_file_exits_2_naming_route_and_field(project):
     assert done.returncode == 2
     assert "route ct.window_hours=-1.0 must be > 0" in done.stderr
     assert not (project / "storage").exists()  # stopped before Dagster or the network
+
+
+def closed_nodes_env() -> dict[str, str]:
+    """Valid settings for two loopback ports nobody listens on."""
+    return {
+        "DICOM_SYNC_REMOTE_AE": "R",
+        "DICOM_SYNC_REMOTE_HOST": "127.0.0.1",
+        "DICOM_SYNC_REMOTE_PORT": str(free_port()),
+        "DICOM_SYNC_LOCAL_AE": "L",
+        "DICOM_SYNC_LOCAL_HOST": "127.0.0.1",
+        "DICOM_SYNC_LOCAL_PORT": str(free_port()),
+        "DICOM_SYNC_TIMEZONE": "UTC",
+    }
+
+
+def test_a_run_still_going_makes_run_skip_with_exit_3(project):
+    os.environ["DAGSTER_HOME"] = str(project)
+    try:
+        with DagsterInstance.get() as instance:
+            job = defs.resolve_job_def("dicom_sync")
+            going = instance.create_run_for_job(
+                job_def=job, run_config={}, status=DagsterRunStatus.STARTED
+            )
+    finally:
+        del os.environ["DAGSTER_HOME"]
+
+    done = dicom_sync(["run", "--once"], closed_nodes_env(), project)
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"Skipped: a sync run is still in progress (run {going.run_id[:8]}" in done.stdout
+
+
+def test_ctrl_c_stops_the_loop_with_exit_130(project):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dicom_sync_dagster.cli", "run"],
+        env={**clean, **closed_nodes_env()},
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stdout:  # the first cycle fails at once (nobody listens)
+            if line.startswith("Run "):
+                break
+        process.send_signal(signal.SIGINT)  # while it waits for the next minute
+        out, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "Stopped." in out

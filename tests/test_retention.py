@@ -17,9 +17,9 @@ pytestmark = pytest.mark.servers
 def prune(instance, **config):
     job = defs.resolve_job_def("prune_run_history")
     result = job.execute_in_process(
-        run_config={"ops": {"delete_idle_runs": {"config": config}}}, instance=instance
+        run_config={"ops": {"delete_old_runs": {"config": config}}}, instance=instance
     )
-    return result.output_for_node("delete_idle_runs")
+    return result.output_for_node("delete_old_runs")
 
 
 def sync_runs(instance) -> dict[str, str]:
@@ -40,20 +40,27 @@ def test_idle_runs_are_deleted_once_old_and_others_kept(site, tmp_path, monkeypa
         monkeypatch.setattr(type(site), "env", lambda self: env)
         failed = run_sync(site, instance).run_id
         assert site.local.series_instances(study.series_uids[0]) == 2
+        site.local.stop()
+        local_down = run_sync(site, instance).run_id  # fails before its report: no outcome tag
 
         assert sync_runs(instance) == {
             moved: "moved",
             idle[0]: "idle",
             idle[1]: "idle",
             failed: "failed",
+            local_down: "",
         }
         assert instance.get_run_by_id(failed).status == DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(local_down).status == DagsterRunStatus.FAILURE
 
         assert prune(instance, keep_idle_days=1) == 0  # all runs are younger than a day
         assert prune(instance, keep_idle_days=0, dry_run=True) == 2
-        assert len(sync_runs(instance)) == 4
+        assert len(sync_runs(instance)) == 5
         assert prune(instance, keep_idle_days=0) == 2
-        assert sync_runs(instance) == {moved: "moved", failed: "failed"}
+        assert sync_runs(instance) == {moved: "moved", failed: "failed", local_down: ""}
+        assert prune(instance, keep_failed_days=0) == 2  # both failed runs, tagged or not
+        assert sync_runs(instance) == {moved: "moved"}
+        assert len(instance.get_runs()) > 1  # the prune runs themselves are not sync runs
 
 
 def test_the_daily_prune_is_scheduled():

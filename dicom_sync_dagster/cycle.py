@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -87,14 +88,16 @@ def query_studies(cycle: Cycle, node: DicomNode, log: Log | None = None) -> pd.D
     answers is asked again day by day, then in ever shorter StudyTime slices."""
     first, last = cycle.window.date_range
     with open_session(node, cycle.settings.calling_ae, cycle.settings.timeouts) as session:
-        answers = find_studies_split(session, first, last, log or logging.getLogger(__name__))
-    return study_frame(queries.study_row(ds) for ds in answers)
+        rows = find_studies_split(session, first, last, log or logging.getLogger(__name__))
+    return study_frame(rows)
 
 
-def find_studies_split(session: DicomSession, first: date, last: date, log: Log) -> list:
-    """Study C-FIND over ``first``..``last``, split whenever the peer truncates its answer."""
+def find_studies_split(session: DicomSession, first: date, last: date, log: Log) -> list[dict]:
+    """Study rows of a C-FIND over ``first``..``last``, split whenever the peer truncates its
+    answer."""
+    identifier = queries.studies_by_date(f"{format_da(first)}-{format_da(last)}")
     try:
-        return session.find(queries.studies_by_date(f"{format_da(first)}-{format_da(last)}"))
+        return session.find(identifier, convert=queries.study_row)
     except QueryTruncated as exc:
         if first == last:
             log.warning(f"{exc}: asking for {format_da(first)} in StudyTime slices")
@@ -106,13 +109,16 @@ def find_studies_split(session: DicomSession, first: date, last: date, log: Log)
         )
 
 
-def _find_day_in_slices(session: DicomSession, day: date, start: int, end: int, log: Log) -> list:
+def _find_day_in_slices(
+    session: DicomSession, day: date, start: int, end: int, log: Log
+) -> list[dict]:
     """One day's studies with StudyTime in [start, end) seconds, halving on truncation.
     A study with no StudyTime cannot match a time range: the warning above says so."""
     hhmmss = lambda s: f"{s // 3600:02d}{s % 3600 // 60:02d}{s % 60:02d}"  # noqa: E731
     time_range = f"{hhmmss(start)}-{hhmmss(end - 1)}.999999"  # 115959.5 is in 115959
     try:
-        return session.find(queries.studies_by_date(format_da(day), time_range))
+        identifier = queries.studies_by_date(format_da(day), time_range)
+        return session.find(identifier, convert=queries.study_row)
     except QueryTruncated:
         if end - start <= MIN_SLICE_SECONDS:
             raise
@@ -130,13 +136,13 @@ def lookup_studies(session: DicomSession, uids: list[str]) -> pd.DataFrame:
     while start < len(uids):
         chunk = uids[start : start + chunk_size]
         try:
-            answers = session.find(queries.studies_by_uid(chunk))
+            found = session.find(queries.studies_by_uid(chunk), convert=queries.study_row)
         except QueryFailed:
             if len(chunk) == 1:
                 raise
             chunk_size = 1  # the peer refuses UID lists: ask one UID at a time from here on
             continue
-        rows += [queries.study_row(ds) for ds in answers]
+        rows += found
         start += len(chunk)
     return study_frame(rows)
 
@@ -146,8 +152,8 @@ def list_series(session: DicomSession, study_uids: list[str]) -> pd.DataFrame:
     server does not return NumberOfSeriesRelatedInstances (DCMTK's dcmqrscp)."""
     rows = []
     for uid in study_uids:
-        for ds in session.find(queries.series_of_study(uid)):
-            rows.append({**queries.series_row(ds), "study_uid": uid})
+        for row in session.find(queries.series_of_study(uid), convert=queries.series_row):
+            rows.append({**row, "study_uid": uid})
     series = series_frame(rows)  # one row per series, even when a server repeats answers
     for index in series.index[series["images"].isna()]:
         study_uid, series_uid = series.at[index, "study_uid"], series.at[index, "series_uid"]
@@ -169,16 +175,21 @@ def plan_cycle(
     windowed = apply_window(remote, cycle.window)
     in_window = windowed[windowed["in_window"]]
     unseen = sorted(set(in_window["study_uid"]) - set(local["study_uid"]))
-    with open_session(settings.local, settings.calling_ae, settings.timeouts) as session:
+    on_local = _Reconnecting(settings.local, settings)  # associates only when asked
+    try:
         if unseen:  # a local copy may carry another StudyDate: look it up by UID
-            found = lookup_studies(session, unseen)
+            found = lookup_studies(on_local.get(), unseen)
             local = pd.concat([local, found], ignore_index=True).drop_duplicates("study_uid")
         classified = classify_studies(windowed, local)
         classified = mark_settled(classified, settled or {})
         remote_uids, local_uids = needs_series_query(classified)
-        local_series = list_series(session, local_uids)
-    with open_session(settings.remote, settings.calling_ae, settings.timeouts) as session:
-        remote_series = list_series(session, remote_uids)
+        local_series = list_series(on_local.get(), local_uids) if local_uids else series_frame()
+    finally:
+        on_local.close()
+    remote_series = series_frame()
+    if remote_uids:
+        with open_session(settings.remote, settings.calling_ae, settings.timeouts) as session:
+            remote_series = list_series(session, remote_uids)
     rows = build_plan(classified, remote_series, local_series, cycle.selection)
     log.info(
         f"{len(in_window)} of {len(remote)} remote studies in the window; "
@@ -213,12 +224,14 @@ def local_series_images(session: DicomSession, study_uid: str, series_uid: str) 
 
 
 class _Reconnecting:
-    """A session to one node that is reopened when its association was lost."""
+    """A session to one node that is reopened when its association was lost. ``lock`` is for
+    threads that share it."""
 
     def __init__(self, node: DicomNode, settings: SyncSettings) -> None:
         self.node, self.settings = node, settings
         self._stack = ExitStack()
         self.session: DicomSession | None = None
+        self.lock = threading.Lock()
 
     def get(self) -> DicomSession:
         if self.session is None or not self.session.assoc.is_established:
@@ -263,18 +276,17 @@ def _label(row: pd.Series) -> str:
 
 
 class _Mover:
-    """One worker: its own association to each node, reused for its share of the series."""
+    """One worker: its own association to the remote, reused for its share of the series; the
+    local association (for the short confirming queries) is shared by all workers."""
 
-    def __init__(self, settings: SyncSettings, log: Log, gone: list[DicomError]) -> None:
+    def __init__(
+        self, settings: SyncSettings, log: Log, gone: list[DicomError], local: _Reconnecting
+    ) -> None:
         self.settings, self.log = settings, log
         self.remote = _Reconnecting(settings.remote, settings)
-        self.local = _Reconnecting(settings.local, settings)
+        self.local = local
         self.gone = gone  # shared: once the remote is unreachable or refuses, fail the rest
         self.last_error: DicomError | None = None
-
-    def close(self) -> None:
-        self.remote.close()
-        self.local.close()
 
     def _attempt(self, row: pd.Series, label: str) -> MoveResult:
         try:
@@ -292,11 +304,12 @@ class _Mover:
 
     def _local_images(self, row: pd.Series) -> int:
         """The local count of the series; one retry on a fresh association."""
-        try:
-            return local_series_images(self.local.get(), row["study_uid"], row["series_uid"])
-        except DicomError:
-            self.local.close()
-            return local_series_images(self.local.get(), row["study_uid"], row["series_uid"])
+        with self.local.lock:
+            try:
+                return local_series_images(self.local.get(), row["study_uid"], row["series_uid"])
+            except DicomError:
+                self.local.close()
+                return local_series_images(self.local.get(), row["study_uid"], row["series_uid"])
 
     def _confirm(self, row: pd.Series, result: MoveResult) -> int:
         """The local count after the move; after a success, waits up to ``confirm_seconds``
@@ -384,7 +397,8 @@ def _record(row: pd.Series, outcome: str, transferred: bool, error: str, **count
 
 def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
     """C-MOVE each planned series (one request each, up to ``max_parallel_moves`` at once, each
-    worker on its own associations) and confirm it on the local PACS.
+    worker on its own remote association, closed once no series is left for it) and confirm it
+    on the local PACS over one shared association.
 
     A failing series does not stop the others; a remote that cannot be reached or refuses
     fails the rest at once. Results come back in plan order.
@@ -393,25 +407,33 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
     rows = [row for _, row in plan.moves.iterrows()]
     workers = max(1, min(settings.max_parallel_moves, len(rows)))
     gone: list[DicomError] = []
-    local = threading.local()
-    movers: list[_Mover] = []
+    local = _Reconnecting(settings.local, settings)
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(rows)):
+        pending.put(index)
 
-    def move(numbered: tuple[int, pd.Series]) -> Transfer:
-        index, row = numbered
-        if not hasattr(local, "mover"):
-            local.mover = _Mover(settings, log, gone)
-            movers.append(local.mover)
+    def work() -> list[tuple[int, Transfer]]:
+        mover, done = _Mover(settings, log, gone, local), []
         try:
-            return local.mover.move(row, f"[{index + 1}/{len(rows)}]")
-        except Exception as exc:  # a bug must not lose the other series' records
-            log.exception(f"{_label(row)}: unexpected error")
-            return _record(row, "error", False, f"unexpected error: {exc!r}")
+            while True:
+                try:
+                    index = pending.get_nowait()
+                except queue.Empty:
+                    return done
+                row = rows[index]
+                try:
+                    done.append((index, mover.move(row, f"[{index + 1}/{len(rows)}]")))
+                except Exception as exc:  # a bug must not lose the other series' records
+                    log.exception(f"{_label(row)}: unexpected error")
+                    done.append((index, _record(row, "error", False, f"unexpected error: {exc!r}")))
+        finally:
+            mover.remote.close()
 
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="c-move") as pool:
-            transfers = list(pool.map(move, enumerate(rows)))
+            shares = [pool.submit(work) for _ in range(workers)]
+            results = sorted((pair for s in shares for pair in s.result()), key=lambda p: p[0])
     finally:
-        for mover in movers:
-            mover.close()
-    return TransferRun(transfers, round(time.monotonic() - started, 3))
+        local.close()
+    return TransferRun([t for _, t in results], round(time.monotonic() - started, 3))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -67,8 +69,46 @@ def move_series(study_uid: str, series_uid: str) -> Dataset:
     return _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
 
 
+_TEXT_VRS = {"SH", "LO"}  # padding stripped per value, not only at the end (convert_text)
+_ELEMENTS: dict[str, tuple[int, str]] = {}
+
+
+def _element(keyword: str) -> tuple[int, str]:
+    """(tag, dictionary VR) of a keyword, cached."""
+    if keyword not in _ELEMENTS:
+        tag = tag_for_keyword(keyword)
+        _ELEMENTS[keyword] = (tag, dictionary_VR(tag)) if tag is not None else (-1, "")
+    return _ELEMENTS[keyword]
+
+
+def _raw_text(ds: Dataset, keyword: str) -> str | None:
+    """What :func:`text` returns, read from the undecoded bytes of a plain-ASCII value (pydicom's
+    conversion costs ~15x more); ``None`` when pydicom must convert it: already converted, a VR
+    other than the dictionary's, non-ASCII or escape sequences (character sets), several IS."""
+    tag, vr = _element(keyword)
+    if tag < 0:
+        return None
+    if tag not in ds:
+        return ""
+    raw = ds.get_item(tag, keep_deferred=True)
+    if not isinstance(raw, RawDataElement) or raw.VR not in (None, vr) or raw.value is None:
+        return None
+    value = raw.value
+    if not value.isascii() or b"\x1b" in value:
+        return None
+    values = value.decode("ascii").rstrip(" \0").split("\\")
+    if len(values) == 1:
+        return values[0].strip()
+    if vr == "IS":
+        return None
+    return "\\".join(v.rstrip(" \0") for v in values) if vr in _TEXT_VRS else "\\".join(values)
+
+
 def text(ds: Dataset, keyword: str) -> str:
     """An element's value as text ('' when absent or empty; multiple values joined by '\\')."""
+    fast = _raw_text(ds, keyword)
+    if fast is not None:
+        return fast
     value = ds.get(keyword)
     if value is None or value == "":
         return ""

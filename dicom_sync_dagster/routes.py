@@ -38,6 +38,7 @@ from .settings import (
     TIMEZONE,
     TLS_VARIABLES,
     ConfigError,
+    SyncSettings,
     check_selection,
     settings_from_values,
 )
@@ -48,6 +49,7 @@ NO_FILE = "none"  # DICOM_SYNC_ROUTES_FILE=none: the environment variables, what
 DEFAULT_ROUTE = "default"
 EVERY_MINUTE = "* * * * *"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_WINDOW_HOURS = 24 * 14
 
 NODE_FIELDS = ("ae_title", "host", "port", "tls_ca", "tls_cert", "tls_key")
 # Options a route may set (or inherit from the top level), with their defaults.
@@ -96,6 +98,7 @@ class Route:
     cron: str = EVERY_MINUTE
     schedule_on: bool = True
     source: str = ""
+    names: Mapping[str, str] = field(default_factory=dict)  # for settings errors
 
     @property
     def from_env(self) -> bool:
@@ -147,23 +150,51 @@ def routes_file(env: Mapping[str, str] | None = None, folder: Path | None = None
     return default if default.is_file() else None
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without 1.1's surprises: ``on``/``off``/``yes``/``no`` stay text (an AE title
+    ``ON`` is not ``True``) and ``0104`` is decimal text, not octal 68."""
+
+
+_PlainLoader.yaml_implicit_resolvers = {
+    first: [(tag, rule) for tag, rule in rules if not tag.endswith((":bool", ":int"))]
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PlainLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(0|[1-9][0-9]*)$"), list("-+0123456789")
+)
+
+def read_yaml(text: str) -> object:
+    return yaml.load(text, Loader=_PlainLoader)  # a SafeLoader
+
+
+# Environment variables a routes file takes as top-level defaults (the node, mode, TLS and
+# move-destination variables describe the one environment route and are not read).
+ENV_DEFAULTS = {"calling_ae": CALLING_AE, "timezone": TIMEZONE}
+
+
 def load_routes(env: Mapping[str, str] | None = None, folder: Path | None = None) -> list[Route]:
     """The routes of the routes file, or the one environment-variable route."""
+    env = os.environ if env is None else env
     path = routes_file(env, folder)
     if path is None:
         return [Route(DEFAULT_ROUTE)]
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = read_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError([f"{path}: cannot be read as YAML: {exc}"]) from None
-    return parse_routes(document, str(path))
+    defaults = {key: env[var] for key, var in ENV_DEFAULTS.items() if env.get(var, "").strip()}
+    return parse_routes(document, str(path), defaults)
 
 
-def parse_routes(document: object, label: str = DEFAULT_FILE) -> list[Route]:
-    """Validate a parsed routes file; every problem in it is reported at once."""
+def parse_routes(
+    document: object, label: str = DEFAULT_FILE, defaults: Mapping[str, str] | None = None
+) -> list[Route]:
+    """Validate a parsed routes file; every problem in it is reported at once.
+    ``defaults`` stand in for top-level fields the file leaves out."""
     if not isinstance(document, dict):
         raise ConfigError([f"{label}: expected a mapping with a 'routes' list at the top"])
     problems = _unknown_fields(document, TOP_FIELDS, label)
+    top = {**(defaults or {}), **document}
     entries = document.get("routes")
     if not isinstance(entries, list) or not entries:
         problems.append(f"{label}: 'routes' must be a non-empty list of routes")
@@ -184,7 +215,7 @@ def parse_routes(document: object, label: str = DEFAULT_FILE) -> list[Route]:
             )
         problems += _unknown_fields(entry, ROUTE_FIELDS, where)
         try:
-            routes.append(_route(document, entry, str(name), where))
+            routes.append(_route(top, entry, str(name), where, label))
         except ConfigError as exc:
             problems += exc.problems
     names = [route.name for route in routes]
@@ -193,7 +224,7 @@ def parse_routes(document: object, label: str = DEFAULT_FILE) -> list[Route]:
         for name in sorted({n for n in names if names.count(n) > 1})
     ]
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(list(dict.fromkeys(problems)))  # a top-level error once, not per route
     return routes
 
 
@@ -217,7 +248,7 @@ def _node(value: object, where: str) -> dict[str, str]:
 
 
 def _number(value: object, name: str, kind: type) -> object:
-    """An int or float option; booleans and text are refused with the field named."""
+    """An int or float option; text is refused with the field named."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError([f"{name}={value!r} must be a number"])
     if kind is int and value != int(value):
@@ -225,18 +256,43 @@ def _number(value: object, name: str, kind: type) -> object:
     return kind(value)
 
 
-def _route(top: dict, entry: dict, name: str, where: str) -> Route:
-    """One route: its own fields, else the top-level ones, else the defaults; validated."""
+def route_settings(route: Route) -> SyncSettings:
+    """A file route's validated settings; errors name the field where it is written."""
+    options = route.options
+    return settings_from_values(
+        remote=tuple(route.remote.values()),
+        local=tuple(route.local.values()),
+        calling_ae=str(options["calling_ae"]),
+        move_destination=str(options["move_destination"]),
+        timezone=str(options["timezone"]),
+        max_parallel_moves=int(options["max_parallel_moves"]),
+        move_retries=int(options["move_retries"]),
+        retry_backoff_seconds=float(options["retry_backoff_seconds"]),
+        confirm_seconds=float(options["confirm_seconds"]),
+        names=route.names,
+    )
+
+
+def _route(top: dict, entry: dict, name: str, where: str, label: str) -> Route:
+    """One route: its own fields, else the top-level ones, else the defaults; validated.
+    Errors name a field where it is written: in the route, or at the top of the file."""
+    # move_destination goes with the local PACS: a route with a local of its own does not
+    # take the top-level one (its C-MOVEs would go to the other local, every minute).
+    inherit = {key: top[key] for key in top if not (key == "move_destination" and "local" in entry)}
 
     def pick(key: str, default: object = None) -> object:
-        return entry.get(key, top.get(key, default))
+        return entry.get(key, inherit.get(key, default))
+
+    def origin(key: str) -> str:  # "local.port" is written where "local" is
+        head = key.split(".")[0]
+        return f"{where}.{key}" if head in entry or head not in inherit else f"{label}: {key}"
 
     problems: list[str] = []
     nodes: dict[str, dict[str, str]] = {}
     for role in ("remote", "local"):
         value = entry.get(role) if role == "remote" else pick(role)
         try:
-            nodes[role] = _node(value, f"{where}.{role}")
+            nodes[role] = _node(value, origin(role))
         except ConfigError as exc:
             problems += exc.problems
     options: dict[str, object] = {}
@@ -244,54 +300,53 @@ def _route(top: dict, entry: dict, name: str, where: str) -> Route:
         value = pick(key, default)
         if isinstance(default, (int, float)):
             try:
-                value = _number(value, f"{where}.{key}", type(default))
+                value = _number(value, origin(key), type(default))
             except ConfigError as exc:
                 problems += exc.problems
                 value = default  # reported; the other checks go on
-        options[key] = "" if value is None else value
-    names = field_names(where)
-    try:
-        if len(nodes) < 2:
-            raise ConfigError([])  # a node is missing or malformed: reported above
-        settings_from_values(
-            remote=tuple(nodes["remote"].values()),
-            local=tuple(nodes["local"].values()),
-            calling_ae=str(options["calling_ae"]),
-            move_destination=str(options["move_destination"]),
-            timezone=str(options["timezone"]),
-            max_parallel_moves=int(options["max_parallel_moves"]),
-            move_retries=int(options["move_retries"]),
-            retry_backoff_seconds=float(options["retry_backoff_seconds"]),
-            confirm_seconds=float(options["confirm_seconds"]),
-            names=names,
-        )
-    except ConfigError as exc:
-        problems += exc.problems
+        if value is None:
+            value = ""
+        options[key] = value if isinstance(default, int | float) else str(value)
+    names = {variable: origin(key) for variable, key in _VARIABLE_OF.items()}
+    names.update({option: origin(option) for option in OPTION_DEFAULTS})
+    cron, status = str(pick("schedule", EVERY_MINUTE)), str(pick("schedule_status", "on"))
+    route = Route(
+        name=name,
+        remote=nodes.get("remote", {}),
+        local=nodes.get("local", {}),
+        options=options,
+        cron=cron,
+        schedule_on=status == "on",
+        source=where,
+        names=names,
+    )
+    if len(nodes) == 2:  # else a node is missing or malformed: reported above
+        try:
+            route_settings(route)
+        except ConfigError as exc:
+            problems += exc.problems
     try:
         check_selection(str(options["mode"]), str(options["image_limit"]), names)
     except ConfigError as exc:
         problems += exc.problems
-    problems += _check_route_options(options, nodes, where)
-    cron, status = str(pick("schedule", EVERY_MINUTE)), pick("schedule_status", "on")
-    status = {True: "on", False: "off"}.get(status, status)  # YAML 1.1 reads on/off as booleans
-    problems += _check_schedule(cron, status, where)
+    problems += _check_route_options(options, nodes, where, origin)
+    problems += _check_schedule(cron, status, origin)
     if problems:
         raise ConfigError(problems)
-    return Route(name, nodes["remote"], nodes["local"], options, cron, status == "on", where)
+    return route
 
 
-def _check_route_options(options: dict, nodes: dict, where: str) -> list[str]:
+def _check_route_options(options: dict, nodes: dict, where: str, origin) -> list[str]:
     problems = []
-    if not 0 < float(options["window_hours"]) <= 24 * 14:
-        problems.append(f"{where}.window_hours={options['window_hours']!r} must be > 0 and <= 336")
-    if not 0 <= float(options["catch_up_max_hours"]) <= 24 * 31:
-        problems.append(
-            f"{where}.catch_up_max_hours={options['catch_up_max_hours']!r} must be 0-744"
-        )
-    if not 1 <= int(options["failing_runs_limit"]) <= 1000:
-        problems.append(
-            f"{where}.failing_runs_limit={options['failing_runs_limit']!r} must be 1-1000"
-        )
+    for key, low, high in (
+        ("window_hours", 0, MAX_WINDOW_HOURS),
+        ("catch_up_max_hours", 0, 24 * 31),
+        ("failing_runs_limit", 1, 1000),
+    ):
+        value = options[key]
+        if not low <= value <= high or (key == "window_hours" and value == 0):
+            bounds = f"> 0 and <= {high}" if key == "window_hours" else f"{low}-{high}"
+            problems.append(f"{origin(key)}={value!r} must be {bounds}")
     remote, local = nodes.get("remote"), nodes.get("local")
     same = remote and local and all(remote[k] == local[k] for k in ("ae_title", "host", "port"))
     if same:
@@ -299,12 +354,12 @@ def _check_route_options(options: dict, nodes: dict, where: str) -> list[str]:
     return problems
 
 
-def _check_schedule(cron: str, status: object, where: str) -> list[str]:
+def _check_schedule(cron: str, status: str, origin) -> list[str]:
     from dagster._utils.schedules import is_valid_cron_string  # the check Dagster applies
 
     problems = []
     if not is_valid_cron_string(cron):
-        problems.append(f"{where}.schedule={cron!r} is not a cron expression (e.g. '* * * * *')")
+        problems.append(f"{origin('schedule')}={cron!r} is not a cron expression, e.g. '* * * * *'")
     if status not in ("on", "off"):
-        problems.append(f"{where}.schedule_status={status!r} must be 'on' or 'off'")
+        problems.append(f"{origin('schedule_status')}={status!r} must be 'on' or 'off'")
     return problems

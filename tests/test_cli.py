@@ -242,3 +242,27 @@ def test_ctrl_c_stops_the_loop_with_exit_130(project):
         process.kill()
     assert process.returncode == 130
     assert "Stopped." in out
+
+
+def test_a_bad_mode_variable_exits_2_before_dagster_or_the_network(project):
+    env = closed_nodes_env() | {"DICOM_SYNC_MODE": "biggest"}
+
+    done = dicom_sync(["run", "--once"], env, project)
+
+    assert done.returncode == 2
+    assert "DICOM_SYNC_MODE='biggest' is not one of smallest, fewer_than, all" in done.stderr
+    assert not (project / "storage").exists()
+
+
+@pytest.mark.servers
+def test_echo_checks_every_route_of_the_routes_file(site, project):
+    gone = {"ae_title": "GONE", "host": "127.0.0.1", "port": free_port()}
+    write_routes(project, site, [{"name": "ct"}, {"name": "gone", "remote": gone}])
+
+    done = dicom_sync(["echo"], {}, project)
+
+    assert done.returncode == 1
+    assert f"route ct: remote PACS REMOTEPACS@127.0.0.1:{site.remote.node.port}: OK" in done.stdout
+    assert "route gone: remote PACS GONE@127.0.0.1" in done.stdout
+    assert "FAILED" in done.stdout.split("route gone: remote PACS")[1].splitlines()[0]
+    assert dicom_sync(["echo", "--route", "ct"], {}, project).returncode == 0

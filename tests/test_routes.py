@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from dagster import Definitions
 
 from dicom_sync_dagster.definitions import route_definitions
@@ -17,6 +16,8 @@ from dicom_sync_dagster.routes import (
     Route,
     load_routes,
     parse_routes,
+    read_yaml,
+    route_settings,
 )
 from dicom_sync_dagster.settings import ConfigError
 
@@ -39,7 +40,7 @@ routes:
 
 
 def routes_of(text: str) -> list[Route]:
-    return parse_routes(yaml.safe_load(text), "dicom_sync.yaml")
+    return parse_routes(read_yaml(text), "dicom_sync.yaml")
 
 
 def problems_of(text: str) -> list[str]:
@@ -63,7 +64,7 @@ def test_routes_inherit_the_top_level_and_keep_their_own():
     assert north.options["mode"] == "smallest"
     assert (north.cron, north.schedule_on) == ("* * * * *", True)
     assert south.options["window_hours"] == 24.0
-    assert (south.options["mode"], south.options["image_limit"]) == ("fewer_than", 50)
+    assert (south.options["mode"], south.options["image_limit"]) == ("fewer_than", "50")
     # YAML reads a bare `off` as false: still understood as "off".
     assert (south.cron, south.schedule_on) == ("*/5 * * * *", False)
 
@@ -206,6 +207,7 @@ def test_each_route_gets_its_own_jobs_schedule_asset_and_check():
         schedule = defs.resolve_schedule_def(route.schedule_name)
         assert (schedule.job_name, schedule.cron_schedule) == (route.job_name, route.cron)
         assert schedule.default_status.value == ("RUNNING" if route.schedule_on else "STOPPED")
+        assert schedule.execution_timezone == "Europe/Berlin"  # cron read in the PACS zone
         options = job.resource_defs["sync_options"].config_field.default_value
         assert (options["route"], options["mode"]) == (route.name, route.options["mode"])
         lock = job.resource_defs["sync_lock"].config_field.default_value
@@ -217,3 +219,57 @@ def test_each_route_gets_its_own_jobs_schedule_asset_and_check():
         (archive_key("ct_north"), FAILING_CHECK),
         (archive_key("mri_south"), FAILING_CHECK),
     }
+
+
+def test_yaml_1_1_surprises_stay_what_was_written():
+    text = """
+local: {ae_title: "ON", host: 127.0.0.1, port: 0104}
+calling_ae: 1234
+routes:
+  - name: a
+    remote: {ae_title: NO, host: 127.0.0.1, port: 11112}
+    schedule_status: off
+"""
+    [route] = routes_of(text)
+
+    assert (route.local["ae_title"], route.local["port"]) == ("ON", "0104")  # not True, not 68
+    assert route.remote["ae_title"] == "NO"
+    assert route.options["calling_ae"] == "1234"
+    assert route.schedule_on is False
+    assert route_settings(route).local.port == 104
+    Definitions.validate_loadable(route_definitions([route]))  # text where text is expected
+
+
+def test_zone_and_calling_ae_variables_are_defaults_for_the_file(tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text(TWO_ROUTES.replace("timezone: Europe/Berlin\n", ""))
+    env = {ROUTES_FILE: str(path), "DICOM_SYNC_TIMEZONE": "Asia/Tokyo"}
+    assert {r.options["timezone"] for r in load_routes(env=env)} == {"Asia/Tokyo"}
+
+    path.write_text(TWO_ROUTES)  # the file's own value wins
+    assert {r.options["timezone"] for r in load_routes(env=env)} == {"Europe/Berlin"}
+
+
+def test_a_route_with_its_own_local_does_not_take_the_top_level_move_destination():
+    text = """
+local: {ae_title: LOCALPACS, host: 127.0.0.1, port: 4242}
+move_destination: LOCALSTORE
+routes:
+  - name: a
+    remote: {ae_title: A, host: h, port: 1}
+  - name: research
+    remote: {ae_title: A, host: h, port: 1}
+    local: {ae_title: RESEARCH, host: 127.0.0.1, port: 4343}
+"""
+    shared, research = routes_of(text)
+
+    assert route_settings(shared).destination == "LOCALSTORE"
+    assert route_settings(research).destination == "RESEARCH"
+
+
+def test_a_top_level_mistake_is_reported_once_where_it_is_written():
+    problems = problems_of(TWO_ROUTES.replace("port: 4242", "port: lots"))
+
+    assert problems == [
+        "dicom_sync.yaml: local.port='lots' is not a TCP port (a whole number 1-65535)"
+    ]

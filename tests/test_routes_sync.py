@@ -12,9 +12,7 @@ import pytest
 import yaml
 from dagster import (
     AssetCheckKey,
-    DagsterEventType,
     DagsterInstance,
-    EventRecordsFilter,
     build_asset_check_context,
 )
 
@@ -97,11 +95,17 @@ def instance(tmp_path):
         yield instance
 
 
-def archive_events(instance: DagsterInstance, route: str, kind: DagsterEventType) -> list:
-    records = instance.get_event_records(
-        EventRecordsFilter(event_type=kind, asset_key=archive_key(route)), ascending=True
-    )
-    return [r.event_log_entry.dagster_event.event_specific_data for r in records]
+def lock_file(defs, route: str) -> str:
+    """The lock file the route's job is built with."""
+    resource = defs.resolve_job_def(f"sync_{route}").resource_defs["sync_lock"]
+    return resource.config_field.default_value["file_name"]
+
+
+def archive_events(instance: DagsterInstance, route: str, kind: str) -> list:
+    """The metadata of the route's archive materializations or observations, oldest first."""
+    fetch = getattr(instance, f"fetch_{kind}")
+    records = fetch(archive_key(route), limit=100, ascending=True).records
+    return [{k: v.value for k, v in record.asset_event.metadata.items()} for record in records]
 
 
 def check_evaluations(instance: DagsterInstance, route: str) -> list:
@@ -128,16 +132,14 @@ def test_two_remotes_feed_one_local_each_through_its_own_job(two_routes, instanc
         run = instance.get_run_by_id(result.run_id)
         assert (run.job_name, run.tags[ROUTE_TAG]) == (f"sync_{route}", route)
     # A materialization for the run that moved, an observation for the one that did not.
-    [moved] = archive_events(instance, "ct", DagsterEventType.ASSET_MATERIALIZATION)
-    figures = {k: v.value for k, v in moved.materialization.metadata.items()}
+    [figures] = archive_events(instance, "ct", "materializations")
     assert (figures["images_moved"], figures["series_transferred"]) == (5, 2)
     assert figures["series_failed"] == 0 and figures["images_per_minute"] > 0
     assert 59 <= figures["minutes_to_arrival_median"] <= 62  # the study is 1 h old
-    [idle] = archive_events(instance, "ct", DagsterEventType.ASSET_OBSERVATION)
-    assert idle.asset_observation.metadata["images_moved"].value == 0
-    assert idle.asset_observation.metadata["outcome"].value == "idle"
-    [mr_moved] = archive_events(instance, "mr", DagsterEventType.ASSET_MATERIALIZATION)
-    assert mr_moved.materialization.metadata["images_moved"].value == 4
+    [idle] = archive_events(instance, "ct", "observations")
+    assert (idle["images_moved"], idle["outcome"]) == (0, "idle")
+    [mr_moved] = archive_events(instance, "mr", "materializations")
+    assert mr_moved["images_moved"] == 4
     assert [e.passed for e in check_evaluations(instance, "ct")] == [True, True]
 
 
@@ -148,7 +150,8 @@ def test_routes_do_not_wait_for_each_other_but_a_route_waits_for_itself(two_rout
     root = Path(instance.root_directory)
     quick = {"wait_seconds": 0.5}
 
-    with open(root / "dicom-sync-ct.lock", "a+") as held:  # as a run of route ct would
+    assert lock_file(defs, "ct") != lock_file(defs, "mr")
+    with open(root / lock_file(defs, "ct"), "a+") as held:  # as a run of route ct would
         fcntl.flock(held, fcntl.LOCK_EX)
         results: dict[str, object] = {}
         threads = [
@@ -159,7 +162,7 @@ def test_routes_do_not_wait_for_each_other_but_a_route_waits_for_itself(two_rout
                         defs,
                         r,
                         instance,
-                        sync_lock=SyncLockResource(file_name=f"dicom-sync-{r}.lock", **quick),
+                        sync_lock=SyncLockResource(file_name=lock_file(defs, r), **quick),
                     ),
                 )
             )
@@ -193,13 +196,36 @@ def test_the_check_fails_once_a_series_fails_in_more_runs_than_the_limit(two_rou
     assert over[study.series_uids[0]]["failing_runs"] == 2
     assert evaluations[-1].metadata["failing_runs_limit"].value == 1
     # Nothing moved: observations only, each with the failure counted.
-    observed = archive_events(instance, "ct", DagsterEventType.ASSET_OBSERVATION)
-    assert [o.asset_observation.metadata["series_failed"].value for o in observed] == [1, 1]
-    assert [o.asset_observation.metadata["outcome"].value for o in observed] == ["failed"] * 2
-    assert not archive_events(instance, "ct", DagsterEventType.ASSET_MATERIALIZATION)
+    observed = archive_events(instance, "ct", "observations")
+    assert [(o["series_failed"], o["outcome"]) for o in observed] == [(1, "failed")] * 2
+    assert not archive_events(instance, "ct", "materializations")
 
     # Run on its own (as from the asset page), the check reads the latest run's streaks.
     [route] = [route for route in load_routes() if route.name == "ct"]
     alone = failing_series_check(route)(build_asset_check_context(instance=instance))
     assert not alone.passed
     assert alone.metadata["series_over_limit"].value == 1
+
+    # A dry run tries nothing: it neither mends nor breaks the streak.
+    dry = defs.resolve_job_def("sync_ct").execute_in_process(
+        run_config={"ops": {"start_cycle": {"config": {"dry_run": True}}}},
+        instance=instance,
+    )
+    assert dry.success
+    assert len(check_evaluations(instance, "ct")) == 2
+    # The series moves once the destination is right: the streak ends, the check passes.
+    two_routes.write(failing_runs_limit=1)
+    mended = two_routes.run(route_definitions(load_routes()), "ct", instance)
+    assert mended.success and moved_series(mended) == set(study.series_uids)
+    assert [e.passed for e in check_evaluations(instance, "ct")] == [True, False, True]
+
+
+def test_a_run_that_stops_before_its_report_still_shows_on_the_asset(two_routes, instance):
+    two_routes.ct.local.stop()
+    defs = route_definitions(load_routes())
+
+    result = two_routes.run(defs, "ct", instance)
+
+    assert not result.success
+    [observed] = archive_events(instance, "ct", "observations")  # once, not per failing op
+    assert observed == {"images_moved": 0, "series_transferred": 0, "outcome": "failed"}

@@ -132,3 +132,13 @@ def test_schedule_default_status_follows_the_variable(value, status):
 def test_bad_schedule_variable_is_named():
     with pytest.raises(ValueError, match="DICOM_SYNC_SCHEDULE='maybe'"):
         default_status_from_env({"DICOM_SYNC_SCHEDULE": "maybe"})
+
+
+def test_an_image_limit_without_its_mode_is_refused_naming_both(instance, monkeypatch):
+    result = start_cycle_with_env(instance, monkeypatch, {}, {"image_limit": 5})
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message
+    assert "image_limit=5 is only for mode fewer_than" in message
+    assert "mode is smallest" in message

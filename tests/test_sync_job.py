@@ -58,6 +58,10 @@ def test_smallest_mode_moves_one_series_per_missing_study(site):
     assert reasons(result, late) == {"": P.REASON_OUTSIDE}
     assert old.study_uid not in set(plan_of(result)["study_uid"])  # not in the date range at all
 
+    [archive] = result.asset_materializations_for_node("report")  # the one route's asset
+    assert archive.asset_key.path == ["local_archive", "default"]
+    assert archive.metadata["images_moved"].value == 3 + 4
+
     meta = report_metadata(result)
     assert meta["remote_studies"] == 4
     assert meta["local_studies"] == 1

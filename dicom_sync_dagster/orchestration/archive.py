@@ -1,10 +1,11 @@
 """The local archive of each route as a Dagster asset, and its asset check.
 
-The sync job reports on the asset after every run that reached its report: a materialization
-when the run moved images, an observation otherwise, both with the same numeric metadata so the
-asset page plots them run after run. The check ``no_series_failing_repeatedly`` fails when a
-series has failed in more runs in a row than the route's ``failing_runs_limit``; the report
-evaluates it every run, and it can also be run on its own from the asset page.
+The sync job reports on the asset after every run: a materialization when the run moved
+images, an observation otherwise (also when it stopped before its report, e.g. a node down),
+with the same numeric metadata so the asset page plots them run after run. The check
+``no_series_failing_repeatedly`` fails when a series has failed in more runs in a row than the
+route's ``failing_runs_limit``; every report that tried moves evaluates it, and it can also be
+run on its own from the asset page.
 """
 
 from dagster import (
@@ -45,11 +46,14 @@ def archive_spec(route: Route) -> AssetSpec:
     )
 
 
+# What a run that stopped before its report (a node down, a bad setting) records.
+FAILED_BEFORE_REPORT = {"images_moved": 0, "series_transferred": 0, "outcome": "failed"}
+
+
 def archive_event(
-    route_name: str, moved: bool, figures: dict[str, float], outcome: str
+    route_name: str, moved: bool, metadata: dict[str, object]
 ) -> AssetMaterialization | AssetObservation:
-    """The run's figures on the route's archive asset."""
-    metadata = {**figures, "outcome": outcome}
+    """A run's figures on the route's archive asset: a materialization if it moved images."""
     if moved:
         return AssetMaterialization(asset_key=archive_key(route_name), metadata=metadata)
     return AssetObservation(asset_key=archive_key(route_name), metadata=metadata)

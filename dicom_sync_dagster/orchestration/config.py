@@ -6,6 +6,7 @@ from dagster import Config
 from pydantic import Field
 
 from ..core.selection import Mode, Selection
+from ..routes import MAX_WINDOW_HOURS
 
 
 class SyncRunConfig(Config):
@@ -38,6 +39,11 @@ class SyncRunConfig(Config):
         limit = self.image_limit
         if limit is None and mode is route_default.mode:
             limit = route_default.image_limit
+        if self.image_limit is not None and mode is not Mode.fewer_than:
+            raise ValueError(
+                f"run config: image_limit={self.image_limit!r} is only for mode fewer_than, "
+                f"and this run's mode is {mode.value} (set mode: fewer_than)"
+            )
         try:
             return Selection(mode, limit)
         except ValueError as exc:
@@ -45,8 +51,10 @@ class SyncRunConfig(Config):
 
     def hours(self, route_default: float) -> float:
         hours = route_default if self.window_hours is None else self.window_hours
-        if not hours > 0:
-            raise ValueError(f"run config: window_hours={hours!r} must be > 0")
+        if not 0 < hours <= MAX_WINDOW_HOURS:
+            raise ValueError(
+                f"run config: window_hours={hours!r} must be > 0 and <= {MAX_WINDOW_HOURS}"
+            )
         return hours
 
     def reference(self, zone: tzinfo) -> datetime:

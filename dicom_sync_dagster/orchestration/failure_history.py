@@ -1,8 +1,10 @@
 """Series failing run after run: each failing run records, per series, in how many runs in a
 row it has failed and since when; the next run reads only the latest earlier run that got as
-far as its report and carries the count on."""
+far as its report (and was not a dry run) and carries the count on."""
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+
+from .coverage import REFERENCE_TAG
 
 FAILURE_STREAKS_KEY = "failure_streaks"  # report failure metadata: {series UID: [runs, since]}
 SKIP_RUNS_WITHOUT_REPORT = 50  # runs that failed before their report (a node down) say nothing
@@ -21,8 +23,8 @@ def previous_streaks(
     )
     for record in records:
         run = record.dagster_run
-        if run.run_id == run_id:
-            continue
+        if run.run_id == run_id or REFERENCE_TAG not in run.tags:
+            continue  # this run; a dry run; a run that failed before its report
         if run.status == DagsterRunStatus.SUCCESS:
             return {}
         streaks = _recorded_streaks(instance, run.run_id)

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 from dagster import (
+    DagsterEventType,
     Failure,
     In,
     MetadataValue,
@@ -30,7 +31,7 @@ from ..core.window import Window, catch_up_hours
 from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
 from ..dicom import DicomError
 from ..settings import ConfigError
-from .archive import archive_event, failing_check_evaluation
+from .archive import FAILED_BEFORE_REPORT, archive_event, failing_check_evaluation
 from .config import SyncRunConfig
 from .coverage import OUTCOME_TAG, REFERENCE_TAG, last_covered_reference
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
@@ -83,16 +84,29 @@ def _table(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> MetadataValue
     return MetadataValue.table(records, schema=schema)
 
 
-def _fail_on_dicom_error(exc: DicomError) -> Failure:
+def _failed(context: OpExecutionContext, route: str, failure: Failure) -> Failure:
+    """``failure``, after an observation on the route's archive: a run that stops before its
+    report still shows on the asset page (once per run)."""
+    earlier = context.instance.all_logs(context.run_id, of_type=DagsterEventType.ASSET_OBSERVATION)
+    if not earlier:
+        context.log_event(archive_event(route, False, FAILED_BEFORE_REPORT))
+    return failure
+
+
+def _fail_on_dicom_error(context: OpExecutionContext, route: str, exc: DicomError) -> Failure:
     node = exc.node
-    return Failure(
-        description=str(exc),
-        metadata={
-            "node": node.role,
-            "ae_title": node.ae_title,
-            "host": node.host,
-            "port": node.port,
-        },
+    return _failed(
+        context,
+        route,
+        Failure(
+            description=str(exc),
+            metadata={
+                "node": node.role,
+                "ae_title": node.ae_title,
+                "host": node.host,
+                "port": node.port,
+            },
+        ),
     )
 
 
@@ -119,7 +133,7 @@ def start_cycle(
         selection = config.selection(sync_options.selection())
         cycle = Cycle(settings, window, selection, config.dry_run)
     except ValueError as exc:  # ConfigError included
-        raise Failure(description=str(exc)) from None
+        raise _failed(context, sync_options.route, Failure(description=str(exc))) from None
     context.add_output_metadata(
         {
             "route": sync_options.route,
@@ -159,13 +173,13 @@ def _log_catch_up(
     )
 
 
-def _query(context: OpExecutionContext, cycle: Cycle, role: str) -> pd.DataFrame:
+def _query(context: OpExecutionContext, cycle: Cycle, role: str, route: str) -> pd.DataFrame:
     node = cycle.settings.remote if role == "remote" else cycle.settings.local
     started = time.monotonic()
     try:
         studies = query_studies(cycle, node, context.log)
     except DicomError as exc:
-        raise _fail_on_dicom_error(exc) from None
+        raise _fail_on_dicom_error(context, route, exc) from None
     context.log.info(f"{node}: {len(studies)} studies dated {cycle.window.date_range_query}")
     context.add_output_metadata(
         {
@@ -178,15 +192,19 @@ def _query(context: OpExecutionContext, cycle: Cycle, role: str) -> pd.DataFrame
 
 
 @op(out=Out(pd.DataFrame, description="Remote studies dated yesterday to today."))
-def query_remote_studies(context: OpExecutionContext, cycle: Cycle) -> pd.DataFrame:
+def query_remote_studies(
+    context: OpExecutionContext, cycle: Cycle, sync_options: SyncOptionsResource
+) -> pd.DataFrame:
     """C-FIND the remote PACS's studies of the date range (Study Root, STUDY level)."""
-    return _query(context, cycle, "remote")
+    return _query(context, cycle, "remote", sync_options.route)
 
 
 @op(out=Out(pd.DataFrame, description="Local studies dated yesterday to today."))
-def query_local_studies(context: OpExecutionContext, cycle: Cycle) -> pd.DataFrame:
+def query_local_studies(
+    context: OpExecutionContext, cycle: Cycle, sync_options: SyncOptionsResource
+) -> pd.DataFrame:
     """C-FIND the local PACS's studies of the date range. A dead local fails the run."""
-    return _query(context, cycle, "local")
+    return _query(context, cycle, "local", sync_options.route)
 
 
 @op(ins={"remote_studies": In(pd.DataFrame), "local_studies": In(pd.DataFrame)}, out=Out(Plan))
@@ -204,7 +222,7 @@ def plan_transfers(
         plan = plan_cycle(cycle, remote_studies, local_studies, context.log, settled)
         save_settled(context.instance, route, mode, plan.settled)
     except DicomError as exc:
-        raise _fail_on_dicom_error(exc) from None
+        raise _fail_on_dicom_error(context, route, exc) from None
     moves = plan.moves
     context.add_output_metadata(
         {
@@ -313,15 +331,10 @@ def report(
             set(failed["series_uid"]),
             datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
-    context.log_event(
-        archive_event(
-            route,
-            summary.images_moved > 0,
-            archive_figures(summary, transfers.transfers),
-            tags[OUTCOME_TAG],
-        )
-    )
-    context.log_event(failing_check_evaluation(route, streaks, limit))
+    figures = {**archive_figures(summary, transfers.transfers), "outcome": tags[OUTCOME_TAG]}
+    context.log_event(archive_event(route, summary.images_moved > 0, figures))
+    if not cycle.dry_run:  # a dry run tried nothing: it neither breaks nor mends a streak
+        context.log_event(failing_check_evaluation(route, streaks, limit))
     if not summary.ok:
         failed["failing_runs"] = failed["series_uid"].map(lambda uid: streaks[uid][0])
         failed["failing_since"] = failed["series_uid"].map(lambda uid: streaks[uid][1])

@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from ..routes import Route
-from ..settings import SCHEDULE
+from ..settings import SCHEDULE, TIMEZONE, ConfigError, check_timezone
 
 IN_PROGRESS = [
     DagsterRunStatus.QUEUED,
@@ -45,6 +45,15 @@ def default_status_from_env(env=os.environ) -> DefaultScheduleStatus:
     return DefaultScheduleStatus.RUNNING if value == "on" else DefaultScheduleStatus.STOPPED
 
 
+def schedule_zone(route: Route, env=os.environ) -> str:
+    """The zone cron times are read in: the PACS zone (as the route's StudyTimes are)."""
+    value = env.get(TIMEZONE, "") if route.from_env else str(route.options["timezone"])
+    try:
+        return check_timezone(TIMEZONE, value)[0]
+    except ConfigError:  # reported by the run's start_cycle, naming the setting
+        return "UTC"
+
+
 def sync_schedule(route: Route, job: JobDefinition) -> ScheduleDefinition:
     """Runs with the route's mode and window (its resources); skips while one is going."""
     status = default_status_from_env()
@@ -55,6 +64,7 @@ def sync_schedule(route: Route, job: JobDefinition) -> ScheduleDefinition:
         name=route.schedule_name,
         job=job,
         cron_schedule=route.cron,
+        execution_timezone=schedule_zone(route),
         default_status=status,
         description=f"Route {route.name}: sync on '{route.cron}'; skips while a run of "
         f"{route.job_name} is going.",

@@ -161,13 +161,14 @@ def store_fast(node: DicomNode, datasets: Sequence[Dataset]) -> float:
     Orthanc; with TCP_NODELAY the same loop does ~250-300 images/s.) Now and then a C-STORE
     response never comes (seen a few times in 100,000 stores, pynetdicom or Orthanc): after
     ``STORE_RESPONSE_TIMEOUT`` the association is reopened and that instance sent again (the
-    instances have fixed UIDs, so a second copy is the same instance); it is logged.
+    instances have fixed UIDs, so a second copy is the same instance), up to ``STORE_RETRIES``
+    times per instance; it is logged.
     """
     started = time.monotonic()
     assoc = _associate_for_store(node)
-    retries = 0
     try:
         for ds in datasets:
+            retries = 0
             while True:
                 status = assoc.send_c_store(ds)
                 if status and status.Status == 0x0000:
@@ -175,7 +176,7 @@ def store_fast(node: DicomNode, datasets: Sequence[Dataset]) -> float:
                 if status or retries >= STORE_RETRIES:
                     raise RuntimeError(f"{node} did not store {ds.SOPInstanceUID}: {status}")
                 retries += 1
-                say(f"seeding {node}: no C-STORE response, reconnecting (retry {retries})")
+                say(f"seeding {node}: no C-STORE response, reconnecting (retry {retries} of it)")
                 assoc.abort()
                 assoc = _associate_for_store(node)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import socket
 import struct
@@ -38,6 +39,8 @@ from .errors import (
 from .node import DicomNode, Timeouts
 from .outcomes import MoveOutcome, MoveResult, describe_status, outcome_for_status
 from .tls import TlsFailed, TlsFileError, handshake_problem, ssl_context
+
+LOG = logging.getLogger(__name__)
 
 # pynetdicom logs whole identifiers at debug level; they may hold patient data.
 _config.LOG_REQUEST_IDENTIFIERS = False
@@ -200,8 +203,9 @@ class DicomSession:
             last = time.monotonic()
             code = response.status
             if is_pending(code):
-                if response.data_set is not None and not cancelled:
-                    matches.append(convert(self._decode(response.data_set, model)))
+                answer = self._decode(response.data_set, model) if not cancelled else None
+                if answer is not None:
+                    matches.append(convert(answer))
                 if limit is not None and len(matches) >= limit and not cancelled:
                     self.assoc.send_c_cancel(
                         1, query_model=model
@@ -325,13 +329,23 @@ class DicomSession:
         except queue.Empty:
             return None
 
-    def _decode(self, data_set: bytes, model: str) -> Dataset:
-        """A response's data set, in the transfer syntax accepted for ``model``."""
+    def _decode(self, data_set: bytes | None, model: str) -> Dataset | None:
+        """A response's data set, in the transfer syntax accepted for ``model``; ``None`` when
+        it has none or it cannot be decoded (skipped, as pynetdicom's send_c_find does)."""
+        if data_set is None:
+            return None
         context = next(c for c in self.assoc.accepted_contexts if c.abstract_syntax == model)
         syntax = context.transfer_syntax[0]
-        return decode(
-            BytesIO(data_set), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
-        )
+        try:
+            return decode(
+                BytesIO(data_set),
+                syntax.is_implicit_VR,
+                syntax.is_little_endian,
+                syntax.is_deflated,
+            )
+        except Exception as exc:  # what pydicom raises for a malformed data set varies
+            LOG.error(f"{self.node}: a C-FIND answer that cannot be decoded was skipped: {exc}")
+            return None
 
     def _lost(self, what: str, last_response: float) -> DicomError:
         """The error for a response that never came: a DIMSE timeout or an abort."""

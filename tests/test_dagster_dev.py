@@ -26,6 +26,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
+from dicom_sync_dagster.orchestration.archive import archive_key
 from dicom_sync_dagster.sandbox import LOOPBACK, free_port
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
@@ -123,12 +124,14 @@ def _listening(port: int) -> bool:
         return sock.connect_ex((LOOPBACK, port)) == 0
 
 
-def _start(tmp_path: Path, site_env: dict[str, str]) -> DagsterDev:
+def _start(tmp_path: Path, site_env: dict[str, str], routes: str = "") -> DagsterDev:
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     cwd = tmp_path / "cwd"  # not the repo: `dagster dev` would read a .env there
     cwd.mkdir()
+    if routes:  # as a site keeps it: dicom_sync.yaml in the folder dagster dev starts in
+        (cwd / "dicom_sync.yaml").write_text(routes)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
     env.update(site_env)
     env.pop("DICOM_SYNC_MODE", None)
@@ -284,3 +287,47 @@ def test_dagster_dev_runs_the_sync_job_launched_over_graphql(site, dagster_dev):
         assert dev.process.returncode is not None
         assert not _listening(dev.port), f"port {dev.port} still open after dagster dev stopped"
         print(f"dagster dev came up in {startup:.1f} s")
+
+
+def test_dagster_dev_runs_the_routes_of_the_routes_file_in_its_folder(site, tmp_path):
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 4], accession="DEV-R"))
+    remote, local = site.remote.node, site.local.node
+    routes = f"""
+calling_ae: DICOMSYNC
+timezone: Europe/Berlin
+local: {{ae_title: {local.ae_title}, host: {local.host}, port: {local.port}}}
+routes:
+  - name: ct_all
+    remote: {{ae_title: {remote.ae_title}, host: {remote.host}, port: {remote.port}}}
+    mode: all
+  - name: ct_small
+    remote: {{ae_title: {remote.ae_title}, host: {remote.host}, port: {remote.port}}}
+"""
+    dev = _start(tmp_path, {}, routes)
+    try:
+        with _log_tail_on_failure(dev):
+            location = _wait_until_loaded(dev)
+            [repository] = location["repositories"]
+            names = {s["name"] for s in repository["schedules"]}
+            assert {"sync_ct_all_schedule", "sync_ct_small_schedule"} <= names
+            assert "every_minute" not in names
+
+            client = DagsterGraphQLClient(LOOPBACK, port_number=dev.port)
+            jobs = ("sync_ct_all", "sync_ct_small")  # different routes: both may run at once
+            run_ids = {job: client.submit_job_execution(job) for job in jobs}
+            deadline = time.monotonic() + RUN_SECONDS
+            statuses = {}
+            while time.monotonic() < deadline:
+                statuses = {job: client.get_run_status(i) for job, i in run_ids.items()}
+                if set(statuses.values()) <= TERMINAL:
+                    break
+                time.sleep(0.5)
+
+            with DagsterInstance.from_config(str(dev.home)) as instance:
+                for job, run_id in run_ids.items():
+                    assert statuses[job] == DagsterRunStatus.SUCCESS, _failures(instance, run_id)
+                moved = instance.fetch_materializations(archive_key("ct_all"), limit=5).records
+            assert len(moved) == 1  # ct_all moved at least the 4-image series
+            assert site.local.series_instances(study.series_uids[1]) == 4
+    finally:
+        dev.stop()

@@ -11,7 +11,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 from pynetdicom import AE
 
 from .dicom.node import DicomNode
-from .dicom.session import disable_nagle, settle_reactor
+from .dicom.session import disable_nagle
 
 _PIXELS = bytes(range(64)) * 2  # 8x8, 16 bits
 
@@ -103,7 +103,6 @@ def store(node: DicomNode, datasets: Sequence[Dataset], calling_ae: str = "SEEDE
         disable_nagle(assoc)
         try:
             while pending:
-                settle_reactor(assoc)
                 status = assoc.send_c_store(pending[0])
                 if "Status" not in status and tries < 3:
                     break  # no answer: associate again and go on from this one

@@ -126,7 +126,7 @@ def test_a_peer_that_stops_answering_hits_the_dimse_timeout(stalling_scp):
 
 def test_a_reused_association_answers_every_request_in_full(site):
     """pynetdicom issue #875: on a reused association its reactor thread could take a
-    response meant for the next request. settle_reactor() makes send_*() wait for the pause."""
+    response meant for the next request. The responses go to a queue of the session's own."""
     study = site.add_remote(SyntheticStudy(site.ago(hours=1), [1, 1]))
     with open_session(site.remote.node, CALLING_AE) as session:
         short = [

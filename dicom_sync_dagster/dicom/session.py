@@ -8,7 +8,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, TypeVar
@@ -76,6 +76,7 @@ _INVALID = object()  # queued for a message that is not a valid response to the 
 # only the final response is waited for: 5 ms there saves ~40 % of that thread's CPU and adds
 # at most 5 ms to a move.
 _POLL_SECONDS = {"C-MOVE": 0.005}
+_WAKE_SECONDS = 0.05  # while waiting for a response, look this often whether the peer is gone
 
 
 @dataclass(frozen=True)
@@ -119,17 +120,23 @@ class _RawResponses:
     """Takes the responses to one C-FIND or C-MOVE request off pynetdicom's DUL thread as
     :class:`Response` objects, in place of its own DIMSE decoding (for every message a pydicom
     Dataset of the command set, a primitive with validating setters, then a status Dataset:
-    ~70 % of the CPU of receiving a C-FIND answer or a C-MOVE progress response)."""
+    ~70 % of the CPU of receiving a C-FIND answer or a C-MOVE progress response).
 
-    def __init__(self, assoc: Association, command_field: int) -> None:
-        self.queue = assoc.dimse.msg_queue  # where pynetdicom also puts (None, None) on abort
-        self.command_field = command_field
+    They go to a queue of its own, which pynetdicom's reactor thread never reads: it cannot
+    take a response meant for this request (pynetdicom issue #875) or choke on one. Only
+    responses to this request's message ID are taken; nothing after the final one."""
+
+    def __init__(self, command_field: int, message_id: int) -> None:
+        self.queue: queue.Queue[object] = queue.Queue()
+        self.command_field = command_field.to_bytes(2, "little")
+        self.message_id = message_id.to_bytes(2, "little")
         self.command, self.data_set = bytearray(), bytearray()
         self.elements: dict[int, bytes] | None = None
+        self.done = False
 
     def receive_primitive(self, primitive: P_DATA) -> None:
         """pynetdicom's DIMSEServiceProvider.receive_primitive, for these responses only."""
-        for context_id, data in primitive.presentation_data_value_list:
+        for _, data in primitive.presentation_data_value_list:
             last = data[0] & 2
             if data[0] & 1:  # a command set fragment
                 self.command += data[1:]
@@ -137,22 +144,30 @@ class _RawResponses:
                     self.elements = _command_elements(bytes(self.command))
                     self.command = bytearray()
                     if self.elements.get(_DATA_SET_TYPE) == _NO_DATA_SET.to_bytes(2, "little"):
-                        self._put(context_id, None)
+                        self._put(None)
             else:
                 self.data_set += data[1:]
                 if last:
-                    self._put(context_id, bytes(self.data_set))
+                    self._put(bytes(self.data_set))
                     self.data_set = bytearray()
 
-    def _put(self, context_id: int, data_set: bytes | None) -> None:
+    def _put(self, data_set: bytes | None) -> None:
         elements, self.elements = self.elements, None
+        if self.done:
+            LOG.warning("a DIMSE message after the final response was dropped")
+            return
         valid = (  # what pynetdicom checks: the type, a status and a message ID responded to
             elements is not None
-            and elements.get(_COMMAND_FIELD) == self.command_field.to_bytes(2, "little")
+            and elements.get(_COMMAND_FIELD) == self.command_field
             and len(elements.get(_STATUS, b"")) == 2
             and len(elements.get(_RESPONDED_TO, b"")) == 2
         )
-        self.queue.put((context_id, Response(elements, data_set) if valid else _INVALID))
+        if valid and elements[_RESPONDED_TO] != self.message_id:
+            LOG.warning("a response to another request (a stale one) was dropped")
+            return
+        response = Response(elements, data_set) if valid else _INVALID
+        self.done = response is _INVALID or not is_pending(response.status)
+        self.queue.put(response)
 
 
 class DicomSession:
@@ -162,12 +177,12 @@ class DicomSession:
         self.node = node
         self.assoc = assoc
         self.timeouts = timeouts
+        self._message_id = 0  # of the last C-FIND/C-MOVE request; 1-65535
 
     @contextmanager
     def _service(self, what: str) -> Iterator[None]:
         """pynetdicom raises ValueError/RuntimeError when the peer accepted no presentation
         context for the service, or the association is gone: name it as a DicomError."""
-        settle_reactor(self.assoc)
         try:
             yield
         except (ValueError, RuntimeError) as exc:
@@ -196,35 +211,34 @@ class DicomSession:
         matches: list[T] = []
         model = StudyRootQueryRetrieveInformationModelFind
         cancelled = False
-        send = lambda: self.assoc.send_c_find(identifier, model)  # noqa: E731
-        for response in self._responses("C-FIND", send):
-            if response is None:
-                raise self._lost("C-FIND", last)
-            last = time.monotonic()
-            code = response.status
-            if is_pending(code):
-                answer = self._decode(response.data_set, model) if not cancelled else None
-                if answer is not None:
-                    matches.append(convert(answer))
-                if limit is not None and len(matches) >= limit and not cancelled:
-                    self.assoc.send_c_cancel(
-                        1, query_model=model
-                    )  # pynetdicom's default message ID
-                    cancelled = True
-                continue
-            if code == Status.SUCCESS or (cancelled and code == Status.CANCEL):
-                return matches
-            if code == Status.CANCEL:
-                raise QueryTruncated(
-                    self.node, f"C-FIND cut off by the peer after {len(matches)} matches", code
+        send = lambda msg_id: self.assoc.send_c_find(identifier, model, msg_id)  # noqa: E731
+        with closing(self._responses("C-FIND", send)) as responses:
+            for response in responses:
+                if response is None:
+                    raise self._lost("C-FIND", last)
+                last = time.monotonic()
+                code = response.status
+                if is_pending(code):
+                    answer = self._decode(response.data_set, model) if not cancelled else None
+                    if answer is not None:
+                        matches.append(convert(answer))
+                    if limit is not None and len(matches) >= limit and not cancelled:
+                        self.assoc.send_c_cancel(self._message_id, query_model=model)
+                        cancelled = True
+                    continue
+                if code == Status.SUCCESS or (cancelled and code == Status.CANCEL):
+                    return matches
+                if code == Status.CANCEL:
+                    raise QueryTruncated(
+                        self.node, f"C-FIND cut off by the peer after {len(matches)} matches", code
+                    )
+                category = code_to_category(code)
+                raise QueryFailed(
+                    self.node,
+                    f"C-FIND ended with 0x{code:04X} ({category}) after {len(matches)} matches "
+                    f"in {last - started:.1f}s",
+                    code,
                 )
-            category = code_to_category(code)
-            raise QueryFailed(
-                self.node,
-                f"C-FIND ended with 0x{code:04X} ({category}) after {len(matches)} matches "
-                f"in {last - started:.1f}s",
-                code,
-            )
         raise self._lost("C-FIND", last)
 
     def count_instances(self, study_uid: str, series_uid: str) -> int:
@@ -245,47 +259,49 @@ class DicomSession:
         counts = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
         identifier = queries.move_series(study_uid, series_uid)
         model = StudyRootQueryRetrieveInformationModelMove
-        send = lambda: self.assoc.send_c_move(identifier, destination, model)  # noqa: E731
-        for response in self._responses("C-MOVE", send):
-            if response is None:
-                error = self._lost("C-MOVE", last)
-                outcome = (
-                    MoveOutcome.TIMEOUT if isinstance(error, DimseTimeout) else MoveOutcome.ABORTED
-                )
-                return MoveResult(
-                    outcome,
-                    None,
-                    message=error.reason,
-                    seconds=time.monotonic() - started,
-                    **counts,
-                )
-            last = time.monotonic()
-            for key, tag in _SUBOPERATIONS.items():
-                number = response.number(tag)
-                if number is not None:
-                    counts[key] = number
-            code = response.status
-            pending = is_pending(code)
-            if not pending and response.number(_SUBOPERATIONS["remaining"]) is None:
-                counts["remaining"] = 0
-            if pending:
-                if on_progress:
-                    on_progress(
-                        counts["completed"],
-                        counts["failed"],
-                        counts["warning"],
-                        counts["remaining"],
+        send = lambda msg_id: self.assoc.send_c_move(  # noqa: E731
+            identifier, destination, model, msg_id
+        )
+        with closing(self._responses("C-MOVE", send)) as responses:
+            for response in responses:
+                if response is None:
+                    error = self._lost("C-MOVE", last)
+                    timed_out = isinstance(error, DimseTimeout)
+                    outcome = MoveOutcome.TIMEOUT if timed_out else MoveOutcome.ABORTED
+                    return MoveResult(
+                        outcome,
+                        None,
+                        message=error.reason,
+                        seconds=time.monotonic() - started,
+                        **counts,
                     )
-                continue
-            outcome = outcome_for_status(code)
-            if outcome is MoveOutcome.SUCCESS and counts["failed"]:
-                outcome = MoveOutcome.WARNING  # a success that admits failed sub-operations
-            message = "" if outcome is MoveOutcome.SUCCESS else describe_status(code)
-            if response.text(_ERROR_COMMENT):
-                message = f"{message} ({response.text(_ERROR_COMMENT)})"
-            return MoveResult(
-                outcome, code, message=message, seconds=time.monotonic() - started, **counts
-            )
+                last = time.monotonic()
+                for key, tag in _SUBOPERATIONS.items():
+                    number = response.number(tag)
+                    if number is not None:
+                        counts[key] = number
+                code = response.status
+                pending = is_pending(code)
+                if not pending and response.number(_SUBOPERATIONS["remaining"]) is None:
+                    counts["remaining"] = 0
+                if pending:
+                    if on_progress:
+                        on_progress(
+                            counts["completed"],
+                            counts["failed"],
+                            counts["warning"],
+                            counts["remaining"],
+                        )
+                    continue
+                outcome = outcome_for_status(code)
+                if outcome is MoveOutcome.SUCCESS and counts["failed"]:
+                    outcome = MoveOutcome.WARNING  # a success that admits failed sub-operations
+                message = "" if outcome is MoveOutcome.SUCCESS else describe_status(code)
+                if response.text(_ERROR_COMMENT):
+                    message = f"{message} ({response.text(_ERROR_COMMENT)})"
+                return MoveResult(
+                    outcome, code, message=message, seconds=time.monotonic() - started, **counts
+                )
         error = self._lost("C-MOVE", last)
         return MoveResult(
             MoveOutcome.ABORTED,
@@ -295,39 +311,56 @@ class DicomSession:
             **counts,
         )
 
-    def _responses(self, what: str, send: Callable[[], object]) -> Iterator[Response | None]:
-        """Send a request with ``send`` (a pynetdicom send_c_*() call: it sends at once; the
-        response generator it returns is never started) and yield the responses as they come,
-        up to the final one; ``None`` for one that never came (DIMSE timeout, abort) or was not
-        a valid response (the association is then aborted, as pynetdicom does)."""
+    def _responses(self, what: str, send: Callable[[int], object]) -> Iterator[Response | None]:
+        """Send a request with ``send(message_id)`` (a pynetdicom send_c_*() call: it sends at
+        once; the response generator it returns is never started) and yield the responses as
+        they come, up to the final one; ``None`` for one that never came (DIMSE timeout,
+        abort) or was not valid. The association is aborted unless the request ended with a
+        valid final response, so nothing of it can reach a later request."""
+        self._message_id = self._message_id % 0xFFFF + 1
+        handler = _RawResponses(_RESPONSE_FIELD[what], self._message_id)
         dimse, dul = self.assoc.dimse, self.assoc.dul
-        dimse.receive_primitive = _RawResponses(self.assoc, _RESPONSE_FIELD[what]).receive_primitive
+        dimse.receive_primitive = handler.receive_primitive
         poll = dul._run_loop_delay
         dul._run_loop_delay = _POLL_SECONDS.get(what, poll)
+        sent, final = False, _INVALID
         try:
             with self._service(what):
-                send()
-            response = self._next_response()
+                send(self._message_id)
+            sent = True
+            response = self._next_response(handler)
             while isinstance(response, Response) and is_pending(response.status):
                 yield response
-                response = self._next_response()
-        finally:  # before the final response is handed out, as pynetdicom does
+                response = self._next_response(handler)
+            final = response
+        finally:  # also when the caller stops early; before pynetdicom's reactor runs again
             del dimse.receive_primitive  # pynetdicom's own again
             dul._run_loop_delay = poll
+            if sent and not isinstance(final, Response):
+                self._give_up(what, final)
             self.assoc._reactor_checkpoint.set()  # let its reactor run again (send_*() paused it)
-        if response is _INVALID:
-            self.assoc.abort()
-        elif response is None:
-            self.assoc._handle_no_response()  # aborts unless the peer did
-        yield response if isinstance(response, Response) else None
+        yield final if isinstance(final, Response) else None
 
-    def _next_response(self) -> object:
-        """The next item of the DIMSE queue: a Response, _INVALID, or None (nothing within the
-        DIMSE timeout, or the (None, None) pynetdicom queues when the association ends)."""
-        try:
-            return self.assoc.dimse.msg_queue.get(timeout=self.assoc.dimse.dimse_timeout)[1]
-        except queue.Empty:
-            return None
+    def _give_up(self, what: str, final: object) -> None:
+        """No valid final response: abort, as pynetdicom does (it logs why)."""
+        if final is None:
+            self.assoc._handle_no_response()  # a DIMSE timeout: aborts unless the peer did
+            return
+        LOG.error(f"{self.node}: {what}: an invalid or unfinished response; aborting")
+        self.assoc.abort()
+
+    def _next_response(self, handler: _RawResponses) -> object:
+        """The next Response or _INVALID; ``None`` when nothing came within the DIMSE timeout
+        or the association ended (aborted by the peer, connection lost)."""
+        timeout = self.assoc.dimse.dimse_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                return handler.queue.get(timeout=_WAKE_SECONDS)
+            except queue.Empty:
+                if self.assoc.acse.is_aborted() or not self.assoc.dul.is_alive():
+                    return None
+        return None
 
     def _decode(self, data_set: bytes | None, model: str) -> Dataset | None:
         """A response's data set, in the transfer syntax accepted for ``model``; ``None`` when
@@ -378,17 +411,6 @@ def _connect_error(node: DicomNode, timeouts: Timeouts) -> str:
         return f"no answer within the connect timeout of {timeouts.connect:g}s"
     except OSError as exc:
         return f"cannot connect ({exc.strerror or exc})"
-
-
-def settle_reactor(assoc: Association) -> None:
-    """Before a request on a reused association: make pynetdicom really wait for its reactor
-    thread to pause (pynetdicom issue #875). Its send_*() methods wait while ``_is_paused`` is
-    false, but the flag is still true from the last pause when the reactor has just been let
-    go, so now and then the reactor takes the response off the queue ("Received unexpected
-    C-FIND service message") and the request comes back one answer short, or never ends.
-    Seen here about once in 5,000 requests on a loaded machine; none with this reset."""
-    if assoc.is_alive() and assoc.is_established:
-        assoc._is_paused = False  # the reactor sets it again within ~1 ms, when it pauses
 
 
 def disable_nagle(assoc: Association) -> None:

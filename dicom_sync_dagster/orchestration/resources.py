@@ -72,19 +72,21 @@ class SyncOptionsResource(ConfigurableResource):
     route: str = Field(default=DEFAULT_ROUTE, description="The route these runs belong to.")
     source: str = Field(default="", description=SOURCE_DESCRIPTION)
     mode: str = Field(
-        default="smallest",
+        default=OPTION_DEFAULTS["mode"],
         description="Default mode of runs (smallest, fewer_than, all); the run config may "
         "choose another.",
     )
     image_limit: str = Field(default="", description="Image limit of mode fewer_than.")
-    window_hours: float = Field(default=12.0, description="Default window of runs, in hours.")
+    window_hours: float = Field(
+        default=OPTION_DEFAULTS["window_hours"], description="Default window of runs, in hours."
+    )
     catch_up_max_hours: float = Field(
-        default=72.0,
+        default=OPTION_DEFAULTS["catch_up_max_hours"],
         description="After an outage, the window stretches back to the last run that examined "
         "the remote, but at most this many hours; 0: never.",
     )
     failing_runs_limit: int = Field(
-        default=3,
+        default=OPTION_DEFAULTS["failing_runs_limit"],
         description="The archive's asset check fails when a series has failed in more runs "
         "in a row than this.",
     )
@@ -103,18 +105,20 @@ class SyncOptionsResource(ConfigurableResource):
     dimse_timeout: float = Field(default=120.0, description="Seconds to wait for one response.")
     network_timeout: float = Field(default=300.0, description="Seconds an association may idle.")
     max_parallel_moves: int = Field(
-        default=2, description="C-MOVEs at once, each on its own association (1-32)."
+        default=OPTION_DEFAULTS["max_parallel_moves"],
+        description="C-MOVEs at once, each on its own association (1-32).",
     )
     move_retries: int = Field(
-        default=2,
+        default=OPTION_DEFAULTS["move_retries"],
         description="Retries within a run of a move that failed for a transient reason "
         "(timeout, abort, out of resources, unreachable); 0-10.",
     )
     retry_backoff_seconds: float = Field(
-        default=2.0, description="Wait before the first retry; doubled for each further one."
+        default=OPTION_DEFAULTS["retry_backoff_seconds"],
+        description="Wait before the first retry; doubled for each further one.",
     )
     confirm_seconds: float = Field(
-        default=10.0,
+        default=OPTION_DEFAULTS["confirm_seconds"],
         description="After a successful C-MOVE, wait up to this long for the local PACS to list "
         "every image (PACS that file received images in the background).",
     )

@@ -371,15 +371,10 @@ class _Mover:
         )
 
 
-def _utc(moment: object) -> pd.Timestamp:
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _record(row: pd.Series, outcome: str, transferred: bool, error: str, **counts) -> Transfer:
-    study_time = row.get("study_datetime")
+    study_time = row.get("study_datetime")  # tz-aware UTC (core.plan)
     return Transfer(
-        study_datetime="" if pd.isna(study_time) else _utc(study_time).isoformat(),
+        study_datetime="" if pd.isna(study_time) else pd.Timestamp(study_time).isoformat(),
         finished_at=datetime.now(timezone.utc).isoformat(),
         study_uid=row["study_uid"],
         series_uid=row["series_uid"],

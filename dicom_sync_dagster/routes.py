@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,10 +126,12 @@ def state_suffix(route_name: str) -> str:
     return "" if route_name == DEFAULT_ROUTE else f"-{route_name}"
 
 
-def field_names(source: str) -> dict[str, str]:
-    """Names for the settings checks' messages: ``<source>.<field>`` instead of variables."""
-    names = {variable: f"{source}.{name}" for variable, name in _VARIABLE_OF.items()}
-    names.update({option: f"{source}.{option}" for option in OPTION_DEFAULTS})
+def field_names(source: str | Callable[[str], str]) -> dict[str, str]:
+    """Names for the settings checks' messages instead of variables: ``<source>.<field>``, or
+    what ``source(field)`` says (where in the file the field is written)."""
+    name = source if callable(source) else lambda field: f"{source}.{field}"
+    names = {variable: name(field) for variable, field in _VARIABLE_OF.items()}
+    names.update({option: name(option) for option in OPTION_DEFAULTS})
     return names
 
 
@@ -307,8 +309,7 @@ def _route(top: dict, entry: dict, name: str, where: str, label: str) -> Route:
         if value is None:
             value = ""
         options[key] = value if isinstance(default, int | float) else str(value)
-    names = {variable: origin(key) for variable, key in _VARIABLE_OF.items()}
-    names.update({option: origin(option) for option in OPTION_DEFAULTS})
+    names = field_names(origin)
     cron, status = str(pick("schedule", EVERY_MINUTE)), str(pick("schedule_status", "on"))
     route = Route(
         name=name,

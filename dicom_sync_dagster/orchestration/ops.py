@@ -126,7 +126,7 @@ def start_cycle(
         reference = config.reference(settings.zone)
         hours = config.hours(sync_options.window_hours)
         if config.window_hours is None:  # the route's window: catch up after an outage
-            last = last_covered_reference(context.instance, context.job_name)
+            last = last_covered_reference(context.instance, context.job_name, sync_options.route)
             hours = catch_up_hours(hours, reference, last, sync_options.catch_up_max_hours)
             _log_catch_up(context, sync_options, hours, reference, last)
         window = Window(reference, hours, settings.zone)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -65,8 +67,13 @@ def instances_of_series(study_uid: str, series_uid: str) -> Dataset:
     )
 
 
-def move_series(study_uid: str, series_uid: str) -> Dataset:
-    return _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
+def move_series(study_uid: str, series_uid: str, instances: Sequence[str] = ()) -> Dataset:
+    """The series, or only ``instances`` of it (IMAGE level, a SOPInstanceUID list)."""
+    if not instances:
+        return _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
+    ds = _identifier("IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
+    ds.SOPInstanceUID = list(instances) if len(instances) > 1 else instances[0]
+    return ds
 
 
 _TEXT_VRS = {"SH", "LO"}  # padding stripped per value, not only at the end (convert_text)

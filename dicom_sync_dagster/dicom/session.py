@@ -7,7 +7,7 @@ import queue
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from io import BytesIO
@@ -253,11 +253,13 @@ class DicomSession:
         series_uid: str,
         destination: str,
         on_progress: Progress | None = None,
+        instances: Sequence[str] = (),
     ) -> MoveResult:
-        """C-MOVE one series to ``destination``; never raises for DIMSE or association trouble."""
+        """C-MOVE one series (or only ``instances`` of it, at IMAGE level) to ``destination``;
+        never raises for DIMSE or association trouble."""
         started = last = time.monotonic()
         counts = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
-        identifier = queries.move_series(study_uid, series_uid)
+        identifier = queries.move_series(study_uid, series_uid, instances)
         model = StudyRootQueryRetrieveInformationModelMove
         send = lambda msg_id: self.assoc.send_c_move(  # noqa: E731
             identifier, destination, model, msg_id

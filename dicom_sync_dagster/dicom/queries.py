@@ -9,6 +9,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from .answers import Answer
+
 STUDY_RETURN_KEYS = (
     "StudyDate",
     "StudyTime",
@@ -100,19 +102,43 @@ def _raw_text(ds: Dataset, keyword: str) -> str | None:
     raw = ds.get_item(tag, keep_deferred=True)
     if not isinstance(raw, RawDataElement) or raw.VR not in (None, vr) or raw.value is None:
         return None
-    value = raw.value
-    if not value.isascii() or b"\x1b" in value:
+    return _ascii_text(raw.value, vr)
+
+
+def _answer_text(answer: Answer, keyword: str) -> str | None:
+    """:func:`_raw_text` for an :class:`Answer` read without pydicom."""
+    tag, vr = _element(keyword)
+    if tag < 0:
         return None
-    values = value.decode("ascii").rstrip(" \0").split("\\")
-    if len(values) == 1:
-        return values[0].strip()
+    found = answer.elements.get(tag)
+    if found is None:
+        return ""
+    element_vr, value = found
+    if element_vr not in (None, vr):
+        return None
+    return _ascii_text(value, vr)
+
+
+def _ascii_text(value: bytes, vr: str) -> str | None:
+    """The text of a plain-ASCII value with the dictionary's ``vr``; None: pydicom must."""
+    if not value.isascii() or 27 in value:  # 27: ESC, the start of an escape sequence
+        return None
+    whole = value.decode("ascii").rstrip(" \0")
+    if "\\" not in whole:
+        return whole.strip()
+    values = whole.split("\\")
     if vr == "IS":
         return None
     return "\\".join(v.rstrip(" \0") for v in values) if vr in _TEXT_VRS else "\\".join(values)
 
 
-def text(ds: Dataset, keyword: str) -> str:
+def text(ds: Dataset | Answer, keyword: str) -> str:
     """An element's value as text ('' when absent or empty; multiple values joined by '\\')."""
+    if isinstance(ds, Answer):
+        fast = _answer_text(ds, keyword)
+        if fast is not None:
+            return fast
+        ds = ds.dataset()
     fast = _raw_text(ds, keyword)
     if fast is not None:
         return fast
@@ -124,7 +150,7 @@ def text(ds: Dataset, keyword: str) -> str:
     return str(value).strip()
 
 
-def count(ds: Dataset, keyword: str) -> int | None:
+def count(ds: Dataset | Answer, keyword: str) -> int | None:
     """An IS/US count, ``None`` when the server did not give one."""
     value = text(ds, keyword)
     try:
@@ -133,7 +159,7 @@ def count(ds: Dataset, keyword: str) -> int | None:
         return None
 
 
-def study_row(ds: Dataset) -> dict[str, object]:
+def study_row(ds: Dataset | Answer) -> dict[str, object]:
     return {
         "study_uid": text(ds, "StudyInstanceUID"),
         "study_date": text(ds, "StudyDate"),
@@ -147,7 +173,7 @@ def study_row(ds: Dataset) -> dict[str, object]:
     }
 
 
-def series_row(ds: Dataset) -> dict[str, object]:
+def series_row(ds: Dataset | Answer) -> dict[str, object]:
     return {
         "study_uid": text(ds, "StudyInstanceUID"),
         "series_uid": text(ds, "SeriesInstanceUID"),

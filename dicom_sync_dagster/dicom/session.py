@@ -26,6 +26,7 @@ from pynetdicom.sop_class import (
 from pynetdicom.status import STATUS_PENDING, Status, code_to_category
 
 from . import queries
+from .answers import Answer, read_answer
 from .errors import (
     AssociationAborted,
     AssociationRejected,
@@ -178,6 +179,7 @@ class DicomSession:
         self.assoc = assoc
         self.timeouts = timeouts
         self._message_id = 0  # of the last C-FIND/C-MOVE request; 1-65535
+        self._syntaxes: dict[str, tuple[bool, bool, bool]] = {}  # see _syntax()
 
     @contextmanager
     def _service(self, what: str) -> Iterator[None]:
@@ -219,9 +221,10 @@ class DicomSession:
                 last = time.monotonic()
                 code = response.status
                 if is_pending(code):
-                    answer = self._decode(response.data_set, model) if not cancelled else None
+                    fast = convert is not _same  # the converter reads values, not a Dataset
+                    answer = None if cancelled else self._decode(response.data_set, model, fast)
                     if answer is not None:
-                        matches.append(convert(answer))
+                        self._convert(answer, convert, matches)
                     if limit is not None and len(matches) >= limit and not cancelled:
                         self.assoc.send_c_cancel(self._message_id, query_model=model)
                         cancelled = True
@@ -364,20 +367,38 @@ class DicomSession:
                     return None
         return None
 
-    def _decode(self, data_set: bytes | None, model: str) -> Dataset | None:
-        """A response's data set, in the transfer syntax accepted for ``model``; ``None`` when
-        it has none or it cannot be decoded (skipped, as pynetdicom's send_c_find does)."""
-        if data_set is None:
-            return None
-        context = next(c for c in self.assoc.accepted_contexts if c.abstract_syntax == model)
-        syntax = context.transfer_syntax[0]
-        try:
-            return decode(
-                BytesIO(data_set),
+    def _syntax(self, model: str) -> tuple[bool, bool, bool]:
+        """(implicit VR, little endian, deflated) of the transfer syntax accepted for
+        ``model``, looked up once per session."""
+        if model not in self._syntaxes:
+            context = next(c for c in self.assoc.accepted_contexts if c.abstract_syntax == model)
+            syntax = context.transfer_syntax[0]
+            self._syntaxes[model] = (
                 syntax.is_implicit_VR,
                 syntax.is_little_endian,
                 syntax.is_deflated,
             )
+        return self._syntaxes[model]
+
+    def _convert(self, answer: Dataset | Answer, convert: Callable[[Any], T], out: list[T]) -> None:
+        try:
+            out.append(convert(answer))
+        except Exception as exc:  # pydicom, decoding a value read_answer left to it
+            LOG.error(f"{self.node}: a C-FIND answer that cannot be decoded was skipped: {exc}")
+
+    def _decode(self, data_set: bytes | None, model: str, fast: bool = False) -> Any:
+        """A response's data set, in the transfer syntax accepted for ``model`` (with ``fast``,
+        an :class:`Answer` read without pydicom where it can be); ``None`` when it has none or
+        it cannot be decoded (skipped, as pynetdicom's send_c_find does)."""
+        if data_set is None:
+            return None
+        implicit, little_endian, deflated = self._syntax(model)
+        if fast and little_endian and not deflated:
+            answer = read_answer(data_set, implicit)
+            if answer is not None:
+                return answer
+        try:
+            return decode(BytesIO(data_set), implicit, little_endian, deflated)
         except Exception as exc:  # what pydicom raises for a malformed data set varies
             LOG.error(f"{self.node}: a C-FIND answer that cannot be decoded was skipped: {exc}")
             return None

@@ -3,7 +3,7 @@ schedule, a connection-check job and the local archive asset with its check."""
 
 from dagster import Definitions
 
-from .orchestration.archive import archive_spec, failing_series_check
+from .orchestration.archive import archive_spec, failing_series_check, latest_run_check
 from .orchestration.jobs import check_job, sync_job
 from .orchestration.retention import prune_daily, prune_run_history
 from .orchestration.schedules import sync_schedule
@@ -18,7 +18,10 @@ def route_definitions(routes: list[Route]) -> Definitions:
         schedules.append(sync_schedule(route, job))
     return Definitions(
         assets=[archive_spec(route) for route in routes],
-        asset_checks=[failing_series_check(route) for route in routes],
+        asset_checks=[
+            *(failing_series_check(route) for route in routes),
+            *(latest_run_check(route) for route in routes),
+        ],
         jobs=[*jobs, prune_run_history],
         schedules=[*schedules, prune_daily],
     )

@@ -19,9 +19,12 @@ from dagster import (
 from dicom_sync_dagster.definitions import route_definitions
 from dicom_sync_dagster.orchestration.archive import (
     FAILING_CHECK,
+    LATEST_RUN_CHECK,
     archive_key,
     failing_series_check,
+    latest_run_check,
 )
+from dicom_sync_dagster.orchestration.coverage import CAUSE_TAG, OUTCOME_TAG
 from dicom_sync_dagster.orchestration.jobs import ROUTE_TAG
 from dicom_sync_dagster.orchestration.resources import SyncLockResource
 from dicom_sync_dagster.routes import ROUTES_FILE, load_routes
@@ -108,8 +111,8 @@ def archive_events(instance: DagsterInstance, route: str, kind: str) -> list:
     return [{k: v.value for k, v in record.asset_event.metadata.items()} for record in records]
 
 
-def check_evaluations(instance: DagsterInstance, route: str) -> list:
-    key = AssetCheckKey(archive_key(route), FAILING_CHECK)
+def check_evaluations(instance: DagsterInstance, route: str, check: str = FAILING_CHECK) -> list:
+    key = AssetCheckKey(archive_key(route), check)
     records = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
     return [r.event.dagster_event.event_specific_data for r in reversed(records) if r.event]
 
@@ -228,4 +231,23 @@ def test_a_run_that_stops_before_its_report_still_shows_on_the_asset(two_routes,
 
     assert not result.success
     [observed] = archive_events(instance, "ct", "observations")  # once, not per failing op
-    assert observed == {"images_moved": 0, "series_transferred": 0, "outcome": "failed"}
+    assert observed == {
+        "images_moved": 0,
+        "series_transferred": 0,
+        "series_failed": 0,
+        "run_failed": 1,
+        "outcome": "failed",
+    }
+    # The run list says how it ended; the asset's latest-run check is red, then green again.
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert (tags[OUTCOME_TAG], tags[CAUSE_TAG]) == ("failed", "local unreachable")
+    assert [e.passed for e in check_evaluations(instance, "ct", LATEST_RUN_CHECK)] == [False]
+    two_routes.ct.local.start()
+    assert two_routes.run(defs, "ct", instance).success
+    assert [e.passed for e in check_evaluations(instance, "ct", LATEST_RUN_CHECK)] == [
+        False,
+        True,
+    ]
+    [route] = [route for route in load_routes() if route.name == "ct"]
+    alone = latest_run_check(route)(build_asset_check_context(instance=instance))
+    assert alone.passed

@@ -17,7 +17,9 @@ from dagster import (
     AssetMaterialization,
     AssetObservation,
     AssetSpec,
+    DagsterRunStatus,
     MetadataValue,
+    RunsFilter,
     asset_check,
 )
 
@@ -27,7 +29,11 @@ from .failure_history import previous_streaks
 
 ARCHIVE_PREFIX = "local_archive"
 FAILING_CHECK = "no_series_failing_repeatedly"
+LATEST_RUN_CHECK = "latest_sync_run_succeeded"  # red after a failed run, green after a good one
 ARCHIVE_GROUP = "pacs"
+
+
+FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
 def archive_key(route_name: str) -> AssetKey:
@@ -46,8 +52,15 @@ def archive_spec(route: Route) -> AssetSpec:
     )
 
 
-# What a run that stopped before its report (a node down, a bad setting) records.
-FAILED_BEFORE_REPORT = {"images_moved": 0, "series_transferred": 0, "outcome": "failed"}
+# What a run that stopped before its report (a node down, a bad setting) records; run_failed
+# (1 here, 0 or 1 from the report) makes failed runs stand out on the asset's plots.
+FAILED_BEFORE_REPORT = {
+    "images_moved": 0,
+    "series_transferred": 0,
+    "series_failed": 0,
+    "run_failed": 1,
+    "outcome": "failed",
+}
 
 
 def archive_event(
@@ -102,5 +115,43 @@ def failing_series_check(route: Route):
         streaks = previous_streaks(context.instance, route.job_name, run_id="")
         passed, metadata = _check_outcome(streaks, limit)
         return AssetCheckResult(passed=passed, metadata=metadata)
+
+    return _check
+
+
+def latest_run_evaluation(route_name: str, ok: bool, cause: str = "") -> AssetCheckEvaluation:
+    """The verdict of the run that just ended: the asset turns red after a failed sync run
+    and green again after a good one."""
+    return AssetCheckEvaluation(
+        asset_key=archive_key(route_name),
+        check_name=LATEST_RUN_CHECK,
+        passed=ok,
+        metadata={"cause": cause or ("none" if ok else "failed")},
+        severity=AssetCheckSeverity.ERROR,
+    )
+
+
+def latest_run_check(route: Route):
+    """The check on its own: whether the route's latest finished sync run succeeded."""
+
+    @asset_check(
+        asset=archive_key(route.name),
+        name=LATEST_RUN_CHECK,
+        description=f"Fails while the latest sync run of route {route.name} ({route.job_name}) "
+        "failed; passes again after a run that succeeds. Every sync run evaluates it.",
+    )
+    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        records = context.instance.get_run_records(
+            filters=RunsFilter(job_name=route.job_name, statuses=FINISHED), limit=1
+        )
+        if not records:
+            return AssetCheckResult(passed=True, metadata={"latest_run": "none yet"})
+        run = records[0].dagster_run
+        ok = run.status == DagsterRunStatus.SUCCESS
+        return AssetCheckResult(
+            passed=ok,
+            metadata={"latest_run": run.run_id, "status": run.status.value},
+            severity=AssetCheckSeverity.ERROR,
+        )
 
     return _check

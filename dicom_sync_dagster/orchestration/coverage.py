@@ -12,12 +12,11 @@ from .check_state import read_check_state
 REFERENCE_TAG = "dicom-sync/reference-time"  # ISO 8601, on runs that examined the remote
 OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed, on runs that reached their report
 OUTCOMES = ["idle", "moved", "failed"]
+CAUSE_TAG = "dicom-sync/cause"  # on failed runs: a few words, e.g. "remote unreachable"
 LOOK_AT_RUNS = 20  # dry runs in between carry no reference
 
 
-def last_covered_reference(
-    instance: DagsterInstance, job_name: str, route: str
-) -> datetime | None:
+def last_covered_reference(instance: DagsterInstance, job_name: str, route: str) -> datetime | None:
     """The later of: the reference time of the latest run of ``job_name`` that examined the
     remote, and that of the route's latest check that found nothing to move."""
     check = read_check_state(instance.root_directory, route)

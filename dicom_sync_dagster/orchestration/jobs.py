@@ -48,7 +48,8 @@ def sync_job(route: Route) -> JobDefinition:
     return sync_cycle.to_job(
         name=route.job_name,
         description=f"Route {route.name}: move what the remote PACS has and the local PACS "
-        "lacks, for the last hours.",
+        f"lacks, for the last {float(route.options['window_hours']):g} hours (the route's "
+        "window; longer after an outage, see catch_up_max_hours).",
         executor_def=in_process_executor,
         resource_defs=_resources(route),
         # One run of a route at a time (dagster.yaml); a run that outlives max_runtime (its

@@ -29,11 +29,23 @@ from ..core.report import (
 )
 from ..core.window import Window, catch_up_hours
 from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
-from ..dicom import DicomError
+from ..dicom import (
+    AssociationAborted,
+    AssociationRejected,
+    DicomError,
+    DimseTimeout,
+    NodeUnreachable,
+    TlsFailed,
+)
 from ..settings import ConfigError
-from .archive import FAILED_BEFORE_REPORT, archive_event, failing_check_evaluation
+from .archive import (
+    FAILED_BEFORE_REPORT,
+    archive_event,
+    failing_check_evaluation,
+    latest_run_evaluation,
+)
 from .config import SyncRunConfig
-from .coverage import OUTCOME_TAG, REFERENCE_TAG, last_covered_reference
+from .coverage import CAUSE_TAG, OUTCOME_TAG, REFERENCE_TAG, last_covered_reference
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
 from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
 from .settled_state import load_settled, save_settled
@@ -84,13 +96,29 @@ def _table(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> MetadataValue
     return MetadataValue.table(records, schema=schema)
 
 
-def _failed(context: OpExecutionContext, route: str, failure: Failure) -> Failure:
-    """``failure``, after an observation on the route's archive: a run that stops before its
-    report still shows on the asset page (once per run)."""
+def _failed(context: OpExecutionContext, route: str, failure: Failure, cause: str) -> Failure:
+    """``failure``, after marking the run: tagged failed with a short cause (the run list says
+    how it ended), an observation on the route's archive and its latest-run check turned red
+    (the asset page shows it), once per run."""
     earlier = context.instance.all_logs(context.run_id, of_type=DagsterEventType.ASSET_OBSERVATION)
     if not earlier:
+        context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "failed", CAUSE_TAG: cause})
         context.log_event(archive_event(route, False, FAILED_BEFORE_REPORT))
+        context.log_event(latest_run_evaluation(route, False, cause))
     return failure
+
+
+def dicom_cause(exc: DicomError) -> str:
+    """A few words for the run list, e.g. ``remote unreachable``, ``local refused``."""
+    kinds = [
+        (TlsFailed, "TLS failed"),
+        (NodeUnreachable, "unreachable"),
+        (AssociationRejected, "refused"),
+        (AssociationAborted, "aborted"),
+        (DimseTimeout, "timed out"),
+    ]
+    kind = next((words for cls, words in kinds if isinstance(exc, cls)), "query failed")
+    return f"{exc.node.role} {kind}"
 
 
 def _fail_on_dicom_error(context: OpExecutionContext, route: str, exc: DicomError) -> Failure:
@@ -107,6 +135,7 @@ def _fail_on_dicom_error(context: OpExecutionContext, route: str, exc: DicomErro
                 "port": node.port,
             },
         ),
+        dicom_cause(exc),
     )
 
 
@@ -133,7 +162,9 @@ def start_cycle(
         selection = config.selection(sync_options.selection())
         cycle = Cycle(settings, window, selection, config.dry_run)
     except ValueError as exc:  # ConfigError included
-        raise _failed(context, sync_options.route, Failure(description=str(exc))) from None
+        raise _failed(
+            context, sync_options.route, Failure(description=str(exc)), "config"
+        ) from None
     context.add_output_metadata(
         {
             "route": sync_options.route,
@@ -293,6 +324,8 @@ def run_tags(summary: CycleSummary) -> dict[str, str]:
     }
     if not summary.dry_run:
         tags[REFERENCE_TAG] = summary.reference_time
+    if not summary.ok:
+        tags[CAUSE_TAG] = f"{summary.series_failed} series failed"
     return tags
 
 
@@ -338,8 +371,13 @@ def report(
             set(failed["series_uid"]),
             datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
-    figures = {**archive_figures(summary, transfers.transfers), "outcome": tags[OUTCOME_TAG]}
+    figures = {
+        **archive_figures(summary, transfers.transfers),
+        "run_failed": int(not summary.ok),
+        "outcome": tags[OUTCOME_TAG],
+    }
     context.log_event(archive_event(route, summary.images_moved > 0, figures))
+    context.log_event(latest_run_evaluation(route, summary.ok, tags.get(CAUSE_TAG, "")))
     if not cycle.dry_run:  # a dry run tried nothing: it neither breaks nor mends a streak
         context.log_event(failing_check_evaluation(route, streaks, limit))
     if not summary.ok:

@@ -146,30 +146,3 @@ def test_an_image_limit_without_its_mode_is_refused_naming_both(instance, monkey
     message = failure.event_specific_data.error.message
     assert "image_limit=5 is only for mode fewer_than" in message
     assert "mode is smallest" in message
-
-
-def test_the_launchpad_opens_with_the_routes_mode_limit_and_window(instance, monkeypatch):
-    """Issue 13: a user edits the prefilled values instead of writing YAML."""
-    for name, value in {
-        **NODES,
-        "DICOM_SYNC_MODE": "fewer_than",
-        "DICOM_SYNC_IMAGE_LIMIT": "40",
-    }.items():
-        monkeypatch.setenv(name, value)
-    job = route_definitions([Route(DEFAULT_ROUTE)]).resolve_job_def(SYNC_JOB)
-
-    assert job.run_config == {
-        "ops": {
-            "start_cycle": {
-                "config": {"mode": "fewer_than", "image_limit": 40, "window_hours": 12.0,
-                           "dry_run": False}
-            }
-        }
-    }  # fmt: skip
-    launched = job.execute_in_process(  # launched as it opens
-        op_selection=["start_cycle"], instance=instance, raise_on_error=False
-    )
-    assert launched.success
-    assert launched.output_for_node("start_cycle").selection.image_limit == 40
-    monkeypatch.setenv("DICOM_SYNC_MODE", "sometimes")  # invalid: the runs say so, not the load
-    assert route_definitions([Route(DEFAULT_ROUTE)]).resolve_job_def(SYNC_JOB).run_config is None

@@ -1,12 +1,9 @@
 """The jobs of a route: sync (start -> query both nodes -> plan -> move -> report) and the
 connection check. Each route's jobs carry the route's own resources."""
 
-import os
-
 from dagster import JobDefinition, graph, in_process_executor, mem_io_manager
 
 from ..routes import Route
-from ..settings import IMAGE_LIMIT, MODE, ConfigError, check_selection
 from .ops import (
     check_nodes,
     move_series,
@@ -46,27 +43,6 @@ def _resources(route: Route) -> dict[str, object]:
     return {**route_resources(route), "io_manager": mem_io_manager}
 
 
-def launchpad_config(route: Route) -> dict[str, object]:
-    """The run config the Launchpad opens with: the route's mode (and image limit) and window,
-    to edit rather than type. A run config naming ``start_cycle`` replaces this block whole,
-    so the schedule's runs (which send only their tick time) keep the route's defaults and
-    the catch-up window. Empty when the route's mode is invalid (its runs report that)."""
-    if route.from_env:
-        mode, limit = os.environ.get(MODE, ""), os.environ.get(IMAGE_LIMIT, "")
-    else:
-        mode, limit = str(route.options["mode"]), str(route.options["image_limit"])
-    try:
-        selection = check_selection(mode, limit)
-    except ConfigError:
-        return {}
-    config: dict[str, object] = {"mode": selection.mode.value}
-    if selection.image_limit is not None:
-        config["image_limit"] = selection.image_limit
-    config["window_hours"] = float(route.options["window_hours"])
-    config["dry_run"] = False
-    return {"ops": {"start_cycle": {"config": config}}}
-
-
 def sync_job(route: Route) -> JobDefinition:
     """The route's sync job: one process (a process per step would cost seconds a minute)."""
     return sync_cycle.to_job(
@@ -76,7 +52,6 @@ def sync_job(route: Route) -> JobDefinition:
         "window; longer after an outage, see catch_up_max_hours).",
         executor_def=in_process_executor,
         resource_defs=_resources(route),
-        config=launchpad_config(route) or None,
         # One run of a route at a time (dagster.yaml); a run that outlives max_runtime (its
         # process killed, a PACS hung) is failed by run monitoring, so it cannot block the
         # queue and the schedule for ever.

@@ -41,14 +41,14 @@ def test_idle_runs_are_deleted_once_old_and_others_kept(site, tmp_path, monkeypa
         failed = run_sync(site, instance).run_id
         assert site.local.series_instances(study.series_uids[0]) == 2
         site.local.stop()
-        local_down = run_sync(site, instance).run_id  # fails before its report: no outcome tag
+        local_down = run_sync(site, instance).run_id  # fails before its report: tagged too
 
         assert sync_runs(instance) == {
             moved: "moved",
             idle[0]: "idle",
             idle[1]: "idle",
             failed: "failed",
-            local_down: "",
+            local_down: "failed",
         }
         assert instance.get_run_by_id(failed).status == DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(local_down).status == DagsterRunStatus.FAILURE
@@ -57,7 +57,7 @@ def test_idle_runs_are_deleted_once_old_and_others_kept(site, tmp_path, monkeypa
         assert prune(instance, keep_idle_days=0, dry_run=True) == 2
         assert len(sync_runs(instance)) == 5
         assert prune(instance, keep_idle_days=0) == 2
-        assert sync_runs(instance) == {moved: "moved", failed: "failed", local_down: ""}
+        assert sync_runs(instance) == {moved: "moved", failed: "failed", local_down: "failed"}
         assert prune(instance, keep_failed_days=0) == 2  # both failed runs, tagged or not
         assert sync_runs(instance) == {moved: "moved"}
         assert len(instance.get_runs()) > 1  # the prune runs themselves are not sync runs

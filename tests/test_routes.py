@@ -8,7 +8,7 @@ import pytest
 from dagster import Definitions
 
 from dicom_sync_dagster.definitions import route_definitions
-from dicom_sync_dagster.orchestration.archive import FAILING_CHECK, archive_key
+from dicom_sync_dagster.orchestration.archive import FAILING_CHECK, LATEST_RUN_CHECK, archive_key
 from dicom_sync_dagster.orchestration.jobs import CONCURRENCY_TAG
 from dicom_sync_dagster.routes import (
     DEFAULT_ROUTE,
@@ -216,8 +216,9 @@ def test_each_route_gets_its_own_jobs_schedule_asset_and_check():
     assert specs == {archive_key("ct_north"), archive_key("mri_south")}
     check_keys = defs.resolve_asset_graph().asset_check_keys
     assert {(key.asset_key, key.name) for key in check_keys} == {
-        (archive_key("ct_north"), FAILING_CHECK),
-        (archive_key("mri_south"), FAILING_CHECK),
+        (archive_key(route), check)
+        for route in ("ct_north", "mri_south")
+        for check in (FAILING_CHECK, LATEST_RUN_CHECK)
     }
 
 

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ..core.selection import Selection
 from ..dicom.node import DicomNode, Timeouts
-from ..routes import DEFAULT_ROUTE, OPTION_DEFAULTS, Route, field_names
+from ..routes import DEFAULT_ROUTE, OPTION_DEFAULTS, Route, field_names, request_limits
 from ..settings import (
     CALLING_AE,
     DEFAULT_CALLING_AE,
@@ -123,16 +123,36 @@ class SyncOptionsResource(ConfigurableResource):
         "every image (PACS that file received images in the background).",
     )
 
+    find_deadline: float = Field(
+        default=OPTION_DEFAULTS["find_deadline"],
+        description="Seconds one C-FIND may take from request to its last answer.",
+    )
+    move_no_progress_timeout: float = Field(
+        default=OPTION_DEFAULTS["move_no_progress_timeout"],
+        description="A C-MOVE whose sub-operation counts do not change for this many seconds "
+        "is cancelled (a remote that sends 'pending' and does nothing).",
+    )
+    move_deadline: float = Field(
+        default=OPTION_DEFAULTS["move_deadline"],
+        description="Seconds one C-MOVE (one series) may take in all.",
+    )
+    max_find_answers: int = Field(
+        default=OPTION_DEFAULTS["max_find_answers"],
+        description="Answers taken per C-FIND; then it is cancelled (a study query is then "
+        "asked again in smaller date/time slices, any other fails naming the node).",
+    )
+
     def settings(self, remote: DicomNodeResource, local: DicomNodeResource) -> SyncSettings:
+        timeouts = Timeouts(
+            self.connect_timeout, self.acse_timeout, self.dimse_timeout, self.network_timeout
+        )
         return settings_from_values(
             remote=remote.node_values(),
             local=local.node_values(),
             calling_ae=self.calling_ae,
             move_destination=self.move_destination,
             timezone=self.timezone,
-            timeouts=Timeouts(
-                self.connect_timeout, self.acse_timeout, self.dimse_timeout, self.network_timeout
-            ),
+            timeouts=request_limits(self.model_dump(), timeouts),
             max_parallel_moves=self.max_parallel_moves,
             move_retries=self.move_retries,
             retry_backoff_seconds=self.retry_backoff_seconds,

@@ -31,6 +31,7 @@ from .core.plan import (
 )
 from .core.report import Transfer, TransferRun, missing_study_count
 from .core.selection import Selection
+from .core.text import printable
 from .core.window import Window, apply_window
 from .dicom import (
     AssociationRejected,
@@ -88,8 +89,9 @@ def query_studies(cycle: Cycle, node: DicomNode, log: Log | None = None) -> pd.D
     answers is asked again day by day, then in ever shorter StudyTime slices."""
     first, last = cycle.window.date_range
     with open_session(node, cycle.settings.calling_ae, cycle.settings.timeouts) as session:
-        rows = find_studies_split(session, first, last, log or logging.getLogger(__name__))
-    return study_frame(rows)
+        log = log or logging.getLogger(__name__)
+        rows = find_studies_split(session, first, last, log)
+    return study_frame(rows, str(node), log.warning)
 
 
 def find_studies_split(session: DicomSession, first: date, last: date, log: Log) -> list[dict]:
@@ -128,7 +130,7 @@ def _find_day_in_slices(
         )
 
 
-def lookup_studies(session: DicomSession, uids: list[str]) -> pd.DataFrame:
+def lookup_studies(session: DicomSession, uids: list[str], log: Log | None = None) -> pd.DataFrame:
     """Studies by StudyInstanceUID, whatever their date: UID list matching in chunks, or one
     UID per query for servers that refuse lists (pynetdicom's qrscp answers 0xC320)."""
     rows, chunk_size = [], UID_LIST_CHUNK
@@ -144,17 +146,20 @@ def lookup_studies(session: DicomSession, uids: list[str]) -> pd.DataFrame:
             continue
         rows += found
         start += len(chunk)
-    return study_frame(rows)
+    return study_frame(rows, str(session.node), log.warning if log else None)
 
 
-def list_series(session: DicomSession, study_uids: list[str]) -> pd.DataFrame:
+def list_series(
+    session: DicomSession, study_uids: list[str], log: Log | None = None
+) -> pd.DataFrame:
     """The series of each study with image counts; counted per series at IMAGE level when the
     server does not return NumberOfSeriesRelatedInstances (DCMTK's dcmqrscp)."""
     rows = []
     for uid in study_uids:
         for row in session.find(queries.series_of_study(uid), convert=queries.series_row):
             rows.append({**row, "study_uid": uid})
-    series = series_frame(rows)  # one row per series, even when a server repeats answers
+    # one row per series, even when a server repeats answers; none with an invalid UID
+    series = series_frame(rows, str(session.node), log.warning if log else None)
     for index in series.index[series["images"].isna()]:
         study_uid, series_uid = series.at[index, "study_uid"], series.at[index, "series_uid"]
         series.at[index, "images"] = session.count_instances(study_uid, series_uid)
@@ -178,18 +183,20 @@ def plan_cycle(
     on_local = _Reconnecting(settings.local, settings)  # associates only when asked
     try:
         if unseen:  # a local copy may carry another StudyDate: look it up by UID
-            found = lookup_studies(on_local.get(), unseen)
+            found = lookup_studies(on_local.get(), unseen, log)
             local = pd.concat([local, found], ignore_index=True).drop_duplicates("study_uid")
         classified = classify_studies(windowed, local)
         classified = mark_settled(classified, settled or {})
         remote_uids, local_uids = needs_series_query(classified)
-        local_series = list_series(on_local.get(), local_uids) if local_uids else series_frame()
+        local_series = (
+            list_series(on_local.get(), local_uids, log) if local_uids else series_frame()
+        )
     finally:
         on_local.close()
     remote_series = series_frame()
     if remote_uids:
         with open_session(settings.remote, settings.calling_ae, settings.timeouts) as session:
-            remote_series = list_series(session, remote_uids)
+            remote_series = list_series(session, remote_uids, log)
     rows = build_plan(classified, remote_series, local_series, cycle.selection)
     log.info(
         f"{len(in_window)} of {len(remote)} remote studies in the window; "
@@ -271,8 +278,8 @@ def _progress_logger(log: Log, label: str) -> Callable[[int, int, int, int], Non
 
 
 def _label(row: pd.Series) -> str:
-    study = row["accession"] or row["study_uid"]
-    return f"series {row['series_number']} ({row['modality']}) of study {study}"
+    study = printable(row["accession"] or row["study_uid"])  # peer text: escaped
+    return f"series {row['series_number']} ({printable(row['modality'])}) of study {study}"
 
 
 class _Mover:

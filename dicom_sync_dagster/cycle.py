@@ -232,10 +232,13 @@ def local_series_images(session: DicomSession, study_uid: str, series_uid: str) 
 
 class _Reconnecting:
     """A session to one node that is reopened when its association was lost. ``lock`` is for
-    threads that share it."""
+    threads that share it; setting ``stop`` ends a request in progress (C-CANCEL, A-ABORT)."""
 
-    def __init__(self, node: DicomNode, settings: SyncSettings) -> None:
+    def __init__(
+        self, node: DicomNode, settings: SyncSettings, stop: threading.Event | None = None
+    ) -> None:
         self.node, self.settings = node, settings
+        self.stop = stop or threading.Event()
         self._stack = ExitStack()
         self.session: DicomSession | None = None
         self.lock = threading.Lock()
@@ -244,7 +247,7 @@ class _Reconnecting:
         if self.session is None or not self.session.assoc.is_established:
             self.close()
             self.session = self._stack.enter_context(
-                open_session(self.node, self.settings.calling_ae, self.settings.timeouts)
+                open_session(self.node, self.settings.calling_ae, self.settings.timeouts, self.stop)
             )
         return self.session
 
@@ -290,7 +293,7 @@ class _Mover:
         self, settings: SyncSettings, log: Log, gone: list[DicomError], local: _Reconnecting
     ) -> None:
         self.settings, self.log = settings, log
-        self.remote = _Reconnecting(settings.remote, settings)
+        self.remote = _Reconnecting(settings.remote, settings, local.stop)
         self.local = local
         self.gone = gone  # shared: once the remote is unreachable or refuses, fail the rest
         self.last_error: DicomError | None = None
@@ -337,13 +340,15 @@ class _Mover:
         label = _label(row)
         self.log.info(f"{position} moving {label}: {row['remote_images']} images")
         result, attempts, retries = self._attempt(row, label), 1, self.settings.move_retries
-        while result.transient and attempts <= retries and not self.gone:
+        stop = self.remote.stop
+        while result.transient and attempts <= retries and not self.gone and not stop.is_set():
             delay = self.settings.retry_backoff_seconds * 2 ** (attempts - 1)
             self.log.warning(
                 f"{label}: {result.outcome.value} ({result.message}); "
                 f"retry {attempts}/{retries} in {delay:g}s"
             )
-            time.sleep(delay)
+            if stop.wait(delay):
+                break
             with contextlib.suppress(DicomError):  # the remote may have sent it all after all
                 if self._local_images(row) >= row["remote_images"]:
                     break
@@ -409,7 +414,7 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
     rows = [row for _, row in plan.moves.iterrows()]
     workers = max(1, min(settings.max_parallel_moves, len(rows)))
     gone: list[DicomError] = []
-    local = _Reconnecting(settings.local, settings)
+    local = _Reconnecting(settings.local, settings)  # its stop event is every worker's
     pending: queue.SimpleQueue[int] = queue.SimpleQueue()
     for index in range(len(rows)):
         pending.put(index)
@@ -419,8 +424,10 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
         try:
             while True:
                 try:
-                    index = pending.get_nowait()
+                    index = pending.get_nowait() if not local.stop.is_set() else None
                 except queue.Empty:
+                    index = None
+                if index is None:
                     return done
                 row = rows[index]
                 try:
@@ -435,7 +442,11 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="c-move") as pool:
             shares = [pool.submit(work) for _ in range(workers)]
-            results = sorted((pair for s in shares for pair in s.result()), key=lambda p: p[0])
+            try:
+                results = sorted((pair for s in shares for pair in s.result()), key=lambda p: p[0])
+            except BaseException:  # Ctrl+C, Dagster's terminate: end the moves in progress
+                local.stop.set()
+                raise
     finally:
         local.close()
     return TransferRun([t for _, t in results], round(time.monotonic() - started, 3))

@@ -315,6 +315,9 @@ class DicomSession:
         Unless the request ended with a valid final response (also when the caller stops
         early), it is cancelled and the association aborted, so nothing of it can reach a
         later request."""
+        if self._stopping():  # nothing new is sent once the run is being stopped
+            yield Gone("stopped")
+            return
         self._message_id = self._message_id % 0xFFFF + 1
         self._broken = False
         handler = RawResponses(RESPONSE_FIELD[what], self._message_id)

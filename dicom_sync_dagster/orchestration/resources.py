@@ -15,6 +15,7 @@ from dagster import ConfigurableResource, EnvVar, Failure, InitResourceContext
 from pydantic import Field
 
 from ..core.selection import Selection
+from ..core.text import printable
 from ..dicom.node import DicomNode, Timeouts
 from ..routes import DEFAULT_ROUTE, OPTION_DEFAULTS, Route, field_names, request_limits
 from ..settings import (
@@ -31,6 +32,8 @@ from ..settings import (
     node_from_values,
     settings_from_values,
 )
+from .private_files import open_private
+from .stale_runs import lock_text
 
 LOCK_FILE = "dicom-sync{suffix}.lock"  # suffix: Route.state_suffix
 
@@ -235,8 +238,11 @@ class SyncLockResource(ConfigurableResource):
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["SyncLockResource"]:
         path = Path(context.instance.root_directory) / self.file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+") as handle:
+        try:  # never through a link planted at the lock's name; 0600
+            fd = open_private(path)
+        except OSError as exc:
+            raise Failure(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+        with open(fd, "r+", encoding="utf-8") as handle:
             deadline = time.monotonic() + self.wait_seconds
             while True:
                 try:
@@ -245,7 +251,7 @@ class SyncLockResource(ConfigurableResource):
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         handle.seek(0)
-                        holder = handle.read().strip() or "another process"
+                        holder = printable(handle.read(200).strip(), 100) or "another process"
                         raise Failure(
                             f"another sync run is in progress ({holder} holds {path}); "
                             "this run did nothing"
@@ -253,7 +259,7 @@ class SyncLockResource(ConfigurableResource):
                     time.sleep(0.2)
             handle.seek(0)
             handle.truncate()
-            handle.write(f"run {context.run.run_id} (pid {os.getpid()})")
+            handle.write(lock_text(context.run.run_id, os.getpid()))
             handle.flush()
             try:
                 yield self

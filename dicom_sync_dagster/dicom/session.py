@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,24 +13,22 @@ from io import BytesIO
 from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, _config
+from pynetdicom import _config
 from pynetdicom.association import Association
 from pynetdicom.dsutils import decode
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelMove,
-    Verification,
 )
 from pynetdicom.status import Status, code_to_category
 
 from ..core.text import printable
 from . import queries
+from .association import _CONTEXTS, associate, disable_nagle  # noqa: F401 - _CONTEXTS: tests
 from .errors import (
     AssociationAborted,
-    AssociationRejected,
     DicomError,
     DimseTimeout,
-    NodeUnreachable,
     QueryFailed,
     QueryTruncated,
     RequestStopped,
@@ -49,7 +46,6 @@ from .raw_responses import (
     check_data_set,
     is_pending,
 )
-from .tls import TlsFailed, TlsFileError, handshake_problem, ssl_context
 
 LOG = logging.getLogger(__name__)
 
@@ -60,11 +56,6 @@ _config.LOG_RESPONSE_IDENTIFIERS = False
 # debug logging is off: ~15 % of the CPU of receiving C-FIND answers and C-MOVE progress.
 _config.LOG_HANDLER_LEVEL = "none"
 
-_CONTEXTS = (
-    Verification,
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelMove,
-)
 
 T = TypeVar("T")
 
@@ -423,32 +414,6 @@ class DicomSession:
         )
 
 
-def _check_resolvable(node: DicomNode) -> None:
-    try:
-        socket.getaddrinfo(node.host, node.port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise NodeUnreachable(node, f"cannot resolve host {node.host!r} ({exc.strerror})") from None
-
-
-def _connect_error(node: DicomNode, timeouts: Timeouts) -> str:
-    """Why a TCP connection to ``node`` fails, or '' when it does not (any more)."""
-    try:
-        with socket.create_connection((node.host, node.port), timeout=timeouts.connect):
-            return ""
-    except TimeoutError:
-        return f"no answer within the connect timeout of {timeouts.connect:g}s"
-    except OSError as exc:
-        return f"cannot connect ({exc.strerror or exc})"
-
-
-def disable_nagle(assoc: Association) -> None:
-    """pynetdicom leaves Nagle's algorithm on: each small PDU may then wait for a delayed ACK
-    (~40 ms on Linux), which caps request/response traffic at ~25 exchanges a second."""
-    sock = assoc.dul.socket.socket if assoc.dul.socket else None
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 @contextmanager
 def open_session(
     node: DicomNode,
@@ -459,40 +424,7 @@ def open_session(
     """Associate with ``node`` as ``calling_ae`` (over TLS when ``node.tls``); release (or
     abort) on exit, whatever happens. ``stop``: see :class:`DicomSession`."""
     timeouts = timeouts or Timeouts()
-    _check_resolvable(node)
-    tls_context = None
-    if node.tls is not None:
-        try:
-            tls_context = ssl_context(node.tls)
-        except TlsFileError as exc:
-            raise TlsFailed(node, f"TLS not possible: {exc}") from None
-    ae = AE(ae_title=calling_ae)
-    ae.connection_timeout = timeouts.connect
-    ae.acse_timeout = timeouts.acse
-    ae.dimse_timeout = timeouts.dimse
-    ae.network_timeout = timeouts.network
-    for context in _CONTEXTS:
-        ae.add_requested_context(context)
-    tls_args = (tls_context, node.host) if tls_context else None
-    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, tls_args=tls_args)
-    if not assoc.is_established:
-        if assoc.is_rejected:
-            raise AssociationRejected(
-                node,
-                f"association rejected (called AE {node.ae_title!r}, calling AE {calling_ae!r}); "
-                "check both AE titles are configured on the peer",
-            )
-        reason = _connect_error(node, timeouts)
-        if reason:
-            raise NodeUnreachable(node, reason)
-        reason = handshake_problem(node, tls_context, timeouts.connect) if tls_context else ""
-        if reason:
-            raise TlsFailed(node, f"TLS handshake failed: {reason}")
-        raise AssociationAborted(
-            node,
-            f"association aborted during set-up (calling AE {calling_ae!r} may be unknown "
-            "to the peer)",
-        )
+    assoc = associate(node, calling_ae, timeouts)
     try:
         disable_nagle(assoc)
         yield DicomSession(node, assoc, timeouts, stop)

@@ -124,3 +124,18 @@ def test_links_at_the_state_files_are_not_followed_and_the_files_are_private(sit
     for name in ("dicom-sync.lock", "dicom-sync-settled.json"):
         assert stat.S_IMODE(os.lstat(root / name).st_mode) == 0o600, name
     assert not [p for p in root.iterdir() if p.name.startswith(".dicom-sync")]  # no leftovers
+
+
+def test_dicom_sync_keeps_its_run_history_private(project):  # noqa: F811
+    """Run history and logs hold accession numbers and UIDs: `dicom-sync` makes its files
+    0600 and its folders 0700 whatever the user's umask (before: 0644 and 0755)."""
+    from .test_cli import closed_nodes_env
+
+    done = dicom_sync(["run", "--once"], closed_nodes_env(), project)
+
+    assert done.returncode == 1, done.stdout + done.stderr  # nobody listens: the run failed
+    made = [p for p in (project / "storage").rglob("*")]
+    assert made
+    for path in made:
+        expected = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) & ~expected == 0, path

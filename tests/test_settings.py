@@ -277,7 +277,9 @@ def test_mode_defaults_to_smallest(env):
 
 def test_mode_fewer_than_with_limit():
     assert selection_of({MODE: "fewer_than", IMAGE_LIMIT: "50"}) == Selection(Mode.fewer_than, 50)
-    assert selection_of({MODE: " fewer_than ", IMAGE_LIMIT: " 1 "}) == Selection(Mode.fewer_than, 1)
+    assert selection_of({MODE: " fewer_than ", IMAGE_LIMIT: " 1 "}) == Selection(
+        Mode.fewer_than, 1
+    )
 
 
 @pytest.mark.parametrize("mode", ["all", "smallest"])

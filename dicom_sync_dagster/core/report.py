@@ -155,9 +155,8 @@ def arrival_minutes(transfers: list[Transfer]) -> list[float]:
     """Minutes from study time to confirmed arrival on the local PACS, per transferred series
     whose study has a date and time."""
     return [
-        (
-            datetime.fromisoformat(t.finished_at) - datetime.fromisoformat(t.study_datetime)
-        ).total_seconds()
+        (datetime.fromisoformat(t.finished_at) - datetime.fromisoformat(t.study_datetime))
+        .total_seconds()
         / 60
         for t in transfers
         if t.transferred and t.study_datetime and t.finished_at

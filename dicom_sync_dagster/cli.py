@@ -15,13 +15,10 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from . import configure
-from .configure import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from .exit_codes import EXIT_BUSY, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .routes import MAX_WINDOW_HOURS, Route, load_routes
 from .settings import IMAGE_LIMIT, MODE, ConfigError, check_selection, settings_from_env
 
-EXIT_BUSY = 3  # skipped: a run of the route was still going
-EXIT_INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT
 INTERVAL_SECONDS = 60
 
 
@@ -188,7 +185,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(folder, args.port or default_ui_port())
 
 
-def parser() -> argparse.ArgumentParser:
+CONFIGURE_HELP = "write .env (asked, from flags or from dicom_mover's config), then C-ECHO"
+
+
+def _command(argv: list[str]) -> str | None:
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; `configure`'s flags (and its module) only load for that command, so
+    `dicom-sync run` imports what it runs and no more."""
     top = argparse.ArgumentParser(prog="dicom-sync", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
 
@@ -213,7 +219,12 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--folder", default=".demo", help="where the demo keeps everything")
     demo.set_defaults(handler=cmd_demo)
 
-    configure.add_parser(commands)
+    if _command(sys.argv[1:] if argv is None else argv) == "configure":
+        from . import configure
+
+        configure.add_parser(commands)
+    else:
+        commands.add_parser("configure", help=CONFIGURE_HELP, add_help=False)
 
     ui = commands.add_parser(
         "ui", help="start `dagster dev` on 127.0.0.1 with this project's instance"
@@ -224,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser(argv).parse_args(argv)
     # Run history, logs and state files hold accession numbers and UIDs: ours alone (0600/0700).
     os.umask(os.umask(0o077) | 0o077)
     load_dotenv(Path.cwd())

@@ -32,6 +32,7 @@ from dotenv import dotenv_values
 
 from .core.text import shorten
 from .dicom.node import DicomNode
+from .exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from .settings import (
     CALLING_AE,
     DEFAULT_CALLING_AE,
@@ -54,7 +55,6 @@ from .settings import (
     settings_from_values,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 ENV_FILE = ".env"
 DESCRIPTION = """\
 Write the DICOM_SYNC_* settings to .env in this folder, then C-ECHO both PACS.

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 
+from .completion import complete_series, instance_uids, worth_completing
 from .core.dicom_time import format_da
 from .core.frames import series_frame, study_frame
 from .core.plan import (
@@ -298,15 +299,26 @@ class _Mover:
         self.gone = gone  # shared: once the remote is unreachable or refuses, fail the rest
         self.last_error: DicomError | None = None
 
-    def _attempt(self, row: pd.Series, label: str) -> MoveResult:
+    def _attempt(self, row: pd.Series, label: str, complete: bool = False) -> MoveResult:
+        """One C-MOVE of the series; with ``complete``, of only the images the local lacks
+        when the series is partly there (falling back to the series)."""
         try:
             if self.gone:
                 raise self.gone[0]
+            progress = _progress_logger(self.log, label)
+            if complete and worth_completing(row["remote_images"], row["local_images"]):
+                result = complete_series(
+                    self.remote.get(),
+                    lambda: self._local_uids(row),
+                    row,
+                    self.settings.destination,
+                    self.log,
+                    progress,
+                )
+                if result is not None:
+                    return result
             return self.remote.get().move_series(
-                row["study_uid"],
-                row["series_uid"],
-                self.settings.destination,
-                _progress_logger(self.log, label),
+                row["study_uid"], row["series_uid"], self.settings.destination, progress
             )
         except DicomError as exc:
             self.last_error = exc
@@ -320,6 +332,10 @@ class _Mover:
             except DicomError:
                 self.local.close()
                 return local_series_images(self.local.get(), row["study_uid"], row["series_uid"])
+
+    def _local_uids(self, row: pd.Series) -> set[str]:
+        with self.local.lock:
+            return instance_uids(self.local.get(), row["study_uid"], row["series_uid"])
 
     def _confirm(self, row: pd.Series, result: MoveResult) -> int:
         """The local count after the move; after a success, waits up to ``confirm_seconds``
@@ -339,8 +355,8 @@ class _Mover:
         """Move one series, retrying transient failures with backoff, then confirm it."""
         label = _label(row)
         self.log.info(f"{position} moving {label}: {row['remote_images']} images")
-        result, attempts, retries = self._attempt(row, label), 1, self.settings.move_retries
-        stop = self.remote.stop
+        result, attempts = self._attempt(row, label, complete=True), 1
+        retries, stop = self.settings.move_retries, self.remote.stop
         while result.transient and attempts <= retries and not self.gone and not stop.is_set():
             delay = self.settings.retry_backoff_seconds * 2 ** (attempts - 1)
             self.log.warning(

@@ -63,7 +63,7 @@ OPTION_DEFAULTS: dict[str, object] = {
     "mode": "smallest",
     "image_limit": "",
     "window_hours": 12.0,
-    "max_parallel_moves": 2,
+    "max_parallel_moves": 4,
     "move_retries": 2,
     "retry_backoff_seconds": 2.0,
     "confirm_seconds": 10.0,

@@ -219,7 +219,7 @@ class SyncSettings:
     move_destination: str = ""
     timezone_name: str = "UTC"
     timeouts: Timeouts = field(default_factory=Timeouts)
-    max_parallel_moves: int = 2
+    max_parallel_moves: int = 4
     move_retries: int = 2
     retry_backoff_seconds: float = 2.0
     confirm_seconds: float = 10.0
@@ -271,7 +271,7 @@ def settings_from_values(
     move_destination: str | None = None,
     timezone: str | None = None,
     timeouts: Timeouts | None = None,
-    max_parallel_moves: int = 2,
+    max_parallel_moves: int = 4,
     move_retries: int = 2,
     retry_backoff_seconds: float = 2.0,
     confirm_seconds: float = 10.0,

@@ -54,6 +54,7 @@ class ScriptedPacs:
         self.moves: list[str] = []  # SeriesInstanceUIDs asked for, in order
         self.extra_studies = list(extra_studies)
         self.finds: list[str] = []  # StudyInstanceUID of each C-FIND identifier
+        self.move_levels: list[str] = []  # the QueryRetrieveLevel of each C-MOVE request
         self.release = threading.Event()
         self.server = None
 
@@ -135,6 +136,7 @@ class ScriptedPacs:
         query = event.identifier
         series_uid = str(query.SeriesInstanceUID)
         self.moves.append(series_uid)
+        self.move_levels.append(str(query.QueryRetrieveLevel))
         instances = self.instances[str(query.StudyInstanceUID)][series_uid]
         step = self.script.pop(0) if self.script else "ok"
         if event.move_destination.strip() not in self.destinations:

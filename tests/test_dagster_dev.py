@@ -69,7 +69,7 @@ query Schedule($selector: ScheduleSelector!) {
   scheduleOrError(scheduleSelector: $selector) {
     __typename
     ... on Schedule {
-      scheduleState { status ticks(limit: 10) { status timestamp } }
+      scheduleState { status ticks(limit: 10) { status timestamp skipReason runIds } }
     }
   }
 }
@@ -124,7 +124,9 @@ def _listening(port: int) -> bool:
         return sock.connect_ex((LOOPBACK, port)) == 0
 
 
-def _start(tmp_path: Path, site_env: dict[str, str], routes: str = "") -> DagsterDev:
+def _start(
+    tmp_path: Path, site_env: dict[str, str], routes: str = "", schedule: str = "off"
+) -> DagsterDev:
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
@@ -135,8 +137,9 @@ def _start(tmp_path: Path, site_env: dict[str, str], routes: str = "") -> Dagste
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
     env.update(site_env)
     env.pop("DICOM_SYNC_MODE", None)
-    # The schedule starts stopped, so no tick can launch a run of its own during the test.
-    env["DICOM_SYNC_SCHEDULE"] = "off"
+    # The schedule starts stopped unless the test is about it, so no tick can launch a run of
+    # its own during the test.
+    env["DICOM_SYNC_SCHEDULE"] = schedule
     env["DAGSTER_HOME"] = str(home)
     port = free_port()
     log = tmp_path / "dagster_dev.log"
@@ -329,5 +332,53 @@ routes:
                 moved = instance.fetch_materializations(archive_key("ct_all"), limit=5).records
             assert len(moved) == 1  # ct_all moved at least the 4-image series
             assert site.local.series_instances(study.series_uids[1]) == 4
+    finally:
+        dev.stop()
+
+
+TICK_SECONDS = 150  # the next full minute, the check, and the daemon's loop around it
+
+
+def _wait_for_tick(dev: DagsterDev, location: dict, status: str, seen: int) -> dict:
+    """The newest tick once there are more than ``seen`` ticks and it has ``status``."""
+    deadline = time.monotonic() + TICK_SECONDS
+    while time.monotonic() < deadline:
+        ticks = _schedule_state(dev, location["name"], location["repositories"][0]["name"])
+        ticks = ticks["ticks"]
+        if len(ticks) > seen and ticks[0]["status"] in (status, "FAILURE"):
+            assert ticks[0]["status"] == status, ticks[0]
+            return ticks[0]
+        time.sleep(1)
+    raise AssertionError(f"no {status} tick within {TICK_SECONDS} s")
+
+
+def test_the_schedule_checks_in_dagster_dev_and_runs_only_when_there_is_work(site, tmp_path):
+    """Issue 10: an idle minute is a skipped tick with the figures (no run); a missing series
+    makes the next tick launch one run that moves it."""
+    here = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 3], accession="DEV-HERE"))
+    site.add_local(here)
+    dev = _start(tmp_path, site.env(), schedule="on")
+    try:
+        with _log_tail_on_failure(dev):
+            location = _wait_until_loaded(dev)
+            idle = _wait_for_tick(dev, location, "SKIPPED", 0)
+            assert idle["skipReason"].startswith("nothing to move: remote 1 studies, local 1")
+            assert idle["runIds"] == []
+            with DagsterInstance.from_config(str(dev.home)) as instance:
+                assert instance.get_runs() == []
+
+            new = site.add_remote(SyntheticStudy(site.ago(minutes=5), [4, 1], accession="DEV-N"))
+            busy = _wait_for_tick(dev, location, "SUCCESS", 1)
+            [run_id] = busy["runIds"]
+            client = DagsterGraphQLClient(LOOPBACK, port_number=dev.port)
+            deadline = time.monotonic() + RUN_SECONDS
+            while client.get_run_status(run_id) not in TERMINAL:
+                assert time.monotonic() < deadline, "the run did not finish"
+                time.sleep(0.5)
+            with DagsterInstance.from_config(str(dev.home)) as instance:
+                status = client.get_run_status(run_id)
+                assert status == DagsterRunStatus.SUCCESS, _failures(instance, run_id)
+                assert len(instance.get_runs()) == 1
+            assert site.local.series_instances(new.series_uids[1]) == 1
     finally:
         dev.stop()

@@ -88,3 +88,47 @@ def test_a_study_row_from_raw_elements():
     assert (row["study_date"], row["study_time"], row["accession"]) == ("20261128", "0930", "ACC1")
     assert row["modalities"] == "CT\\PR"
     assert (row["images"], row["series_count"]) == (7, None)
+
+
+def encoded(elements: list[tuple[str, bytes]], explicit: bool) -> bytes:
+    """A little-endian data set as it comes off the wire (elements in tag order)."""
+    from struct import pack
+
+    out = b""
+    for keyword, raw in sorted(elements, key=lambda e: tag_for_keyword(e[0])):
+        tag = tag_for_keyword(keyword)
+        group, element = tag >> 16, tag & 0xFFFF
+        if explicit:
+            out += pack("<HH2sH", group, element, dictionary_VR(tag).encode(), len(raw)) + raw
+        else:
+            out += pack("<HHI", group, element, len(raw)) + raw
+    return out
+
+
+@pytest.mark.parametrize("explicit", [False, True], ids=["implicit", "explicit"])
+@pytest.mark.parametrize(("keyword", "raw"), CASES)
+def test_answers_read_without_pydicom_give_what_pydicom_gives(keyword, raw, explicit):
+    from pynetdicom.dsutils import decode
+
+    from dicom_sync_dagster.dicom.answers import read_answer
+
+    charset = b"ISO 2022 IR 87" if raw.startswith(b"\x1b") else b"ISO_IR 100"
+    data = encoded([("SpecificCharacterSet", charset), (keyword, raw)], explicit)
+    answer = read_answer(data, implicit=not explicit)
+    assert answer is not None
+
+    reference = decode(__import__("io").BytesIO(data), not explicit, True, False)
+    assert queries.text(answer, keyword) == converted_by_pydicom(reference, keyword)
+
+
+def test_answers_that_need_pydicom_or_are_cut_short_are_not_read_raw():
+    from dicom_sync_dagster.dicom.answers import read_answer
+
+    whole = encoded([("StudyDate", b"20261128"), ("AccessionNumber", b"A1")], explicit=False)
+    for cut in range(1, len(whole)):  # an element or its header running past the end
+        if cut in (16,):  # exactly the first element: a valid, shorter data set
+            continue
+        assert read_answer(whole[:cut], implicit=True) is None, cut
+    sequence = b"\x08\x00\x15\x11\xff\xff\xff\xff"  # (0008,1115) of undefined length
+    assert read_answer(sequence, implicit=True) is None
+    assert queries.study_row(read_answer(whole, implicit=True))["accession"] == "A1"

@@ -56,7 +56,9 @@ def test_schedule_runs_every_minute_and_is_on_by_default():
     assert defs.resolve_schedule_def("every_minute").job_name == SYNC_JOB
 
 
-def test_idle_schedule_requests_a_run_for_its_tick(instance):
+def test_a_tick_whose_check_cannot_reach_the_nodes_requests_a_run_for_it(instance, monkeypatch):
+    for name, value in NODES.items():  # nobody listens there: the run will fail naming them
+        monkeypatch.setenv(name, value)
     request = evaluate(instance)
 
     assert isinstance(request, RunRequest)
@@ -95,7 +97,9 @@ def test_the_run_config_mode_wins_over_the_environment(instance, monkeypatch):
 
 
 @pytest.mark.parametrize("status", [DagsterRunStatus.STARTED, DagsterRunStatus.NOT_STARTED])
-def test_schedule_skips_while_a_sync_run_is_in_progress(instance, status):
+def test_schedule_skips_while_a_sync_run_is_in_progress(instance, status, monkeypatch):
+    for name, value in NODES.items():
+        monkeypatch.setenv(name, value)
     job = defs.resolve_job_def(SYNC_JOB)
     run = instance.create_run_for_job(job_def=job, run_config={}, status=status)
 

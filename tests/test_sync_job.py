@@ -382,3 +382,19 @@ def test_after_an_outage_the_window_reaches_back_to_the_last_run(site, tmp_path)
     assert moved_series(caught_up) == set(study.series_uids)
     start = step_metadata(caught_up, "start_cycle")
     assert start["window_hours"] == pytest.approx(20, abs=0.01)
+
+
+def test_the_plan_metadata_lists_the_rows_to_act_on_and_counts_the_rest(site):
+    """Issue 10: a row per complete study would fill the event log every run."""
+    new = site.add_remote(SyntheticStudy(site.ago(hours=1), [2], accession="ACC-NEW"))
+    for hours in (2, 3, 4):
+        here = site.add_remote(SyntheticStudy(site.ago(hours=hours), [1]))
+        site.add_local(here)
+
+    result = run_sync(site)
+
+    assert result.success
+    meta = step_metadata(result, "plan_transfers")
+    listed = [record.data for record in meta["plan"].records]
+    assert [(r["study_uid"], r["action"]) for r in listed] == [(new.study_uid, P.MOVE)]
+    assert meta["reasons"] == {P.REASON_STUDY_COMPLETE: 3, P.REASON_MISSING: 1}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -9,6 +11,7 @@ from pydicom.multival import MultiValue
 
 from ..core.frames import MAX_COUNT, uid_problem
 from ..core.text import printable
+from .answers import Answer
 
 STUDY_RETURN_KEYS = (
     "StudyDate",
@@ -79,9 +82,14 @@ def instances_of_series(study_uid: str, series_uid: str) -> Dataset:
     )
 
 
-def move_series(study_uid: str, series_uid: str) -> Dataset:
-    _checked(study_uid, series_uid)
-    return _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
+def move_series(study_uid: str, series_uid: str, instances: Sequence[str] = ()) -> Dataset:
+    """The series, or only ``instances`` of it (IMAGE level, a SOPInstanceUID list)."""
+    _checked(study_uid, series_uid, *instances)
+    if not instances:
+        return _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
+    ds = _identifier("IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
+    ds.SOPInstanceUID = list(instances) if len(instances) > 1 else instances[0]
+    return ds
 
 
 _TEXT_VRS = {"SH", "LO"}  # padding stripped per value, not only at the end (convert_text)
@@ -108,19 +116,43 @@ def _raw_text(ds: Dataset, keyword: str) -> str | None:
     raw = ds.get_item(tag, keep_deferred=True)
     if not isinstance(raw, RawDataElement) or raw.VR not in (None, vr) or raw.value is None:
         return None
-    value = raw.value
-    if not value.isascii() or b"\x1b" in value:
+    return _ascii_text(raw.value, vr)
+
+
+def _answer_text(answer: Answer, keyword: str) -> str | None:
+    """:func:`_raw_text` for an :class:`Answer` read without pydicom."""
+    tag, vr = _element(keyword)
+    if tag < 0:
         return None
-    values = value.decode("ascii").rstrip(" \0").split("\\")
-    if len(values) == 1:
-        return values[0].strip()
+    found = answer.elements.get(tag)
+    if found is None:
+        return ""
+    element_vr, value = found
+    if element_vr not in (None, vr):
+        return None
+    return _ascii_text(value, vr)
+
+
+def _ascii_text(value: bytes, vr: str) -> str | None:
+    """The text of a plain-ASCII value with the dictionary's ``vr``; None: pydicom must."""
+    if not value.isascii() or 27 in value:  # 27: ESC, the start of an escape sequence
+        return None
+    whole = value.decode("ascii").rstrip(" \0")
+    if "\\" not in whole:
+        return whole.strip()
+    values = whole.split("\\")
     if vr == "IS":
         return None
     return "\\".join(v.rstrip(" \0") for v in values) if vr in _TEXT_VRS else "\\".join(values)
 
 
-def text(ds: Dataset, keyword: str) -> str:
+def text(ds: Dataset | Answer, keyword: str) -> str:
     """An element's value as text ('' when absent or empty; multiple values joined by '\\')."""
+    if isinstance(ds, Answer):
+        fast = _answer_text(ds, keyword)
+        if fast is not None:
+            return fast
+        ds = ds.dataset()
     fast = _raw_text(ds, keyword)
     if fast is not None:
         return fast
@@ -132,7 +164,7 @@ def text(ds: Dataset, keyword: str) -> str:
     return str(value).strip()
 
 
-def count(ds: Dataset, keyword: str) -> int | None:
+def count(ds: Dataset | Answer, keyword: str) -> int | None:
     """An IS/US count, ``None`` when the server did not give one or gave one no PACS holds
     (negative, or more than MAX_COUNT)."""
     value = text(ds, keyword)
@@ -143,7 +175,7 @@ def count(ds: Dataset, keyword: str) -> int | None:
     return number if number is not None and 0 <= number <= MAX_COUNT else None
 
 
-def study_row(ds: Dataset) -> dict[str, object]:
+def study_row(ds: Dataset | Answer) -> dict[str, object]:
     """A study answer as a frame row; peer text made printable (core.text.printable)."""
     return {
         "study_uid": _shown(ds, "StudyInstanceUID"),
@@ -158,7 +190,7 @@ def study_row(ds: Dataset) -> dict[str, object]:
     }
 
 
-def series_row(ds: Dataset) -> dict[str, object]:
+def series_row(ds: Dataset | Answer) -> dict[str, object]:
     """A series answer as a frame row; peer text made printable."""
     return {
         "study_uid": _shown(ds, "StudyInstanceUID"),
@@ -173,7 +205,7 @@ def series_row(ds: Dataset) -> dict[str, object]:
 _MAX_SHOWN = 1024  # no text field of these answers is longer (LO: 64 characters)
 
 
-def _shown(ds: Dataset, keyword: str) -> str:
+def _shown(ds: Dataset | Answer, keyword: str) -> str:
     """:func:`text`, safe to print and log: control characters and escape sequences escaped,
     cut short (an invalid UID then stays invalid and is dropped)."""
     return printable(text(ds, keyword), _MAX_SHOWN)

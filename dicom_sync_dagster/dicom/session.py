@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from io import BytesIO
@@ -24,6 +24,7 @@ from pynetdicom.status import Status, code_to_category
 
 from ..core.text import printable
 from . import queries
+from .answers import Answer, read_answer
 from .association import _CONTEXTS, associate, disable_nagle  # noqa: F401 - _CONTEXTS: tests
 from .errors import (
     AssociationAborted,
@@ -105,6 +106,7 @@ class DicomSession:
         self.stop = stop
         self._message_id = 0  # of the last C-FIND/C-MOVE request; 1-65535
         self._broken = False  # the request in progress met something unreadable: abort at once
+        self._syntaxes: dict[str, tuple[bool, bool, bool]] = {}  # see _syntax()
 
     @contextmanager
     def _service(self, what: str) -> Iterator[None]:
@@ -151,7 +153,8 @@ class DicomSession:
                 if is_pending(code):
                     answers += 1
                     if not cancelled:
-                        answer = self._decode(response.data_set, model)
+                        fast = convert is not _same  # the converter reads values, not a Dataset
+                        answer = self._decode(response.data_set, model, fast)
                         if answer is not None:
                             matches.append(self._converted(convert, answer))
                     wanted = limit is not None and len(matches) >= limit
@@ -181,7 +184,7 @@ class DicomSession:
                 )
         raise self._lost("C-FIND", last)
 
-    def _converted(self, convert: Callable[[Dataset], T], answer: Dataset) -> T:
+    def _converted(self, convert: Callable[[Any], T], answer: Dataset | Answer) -> T:
         try:
             return convert(answer)
         except Exception as exc:  # what pydicom raises for a value it cannot read varies
@@ -224,13 +227,15 @@ class DicomSession:
         series_uid: str,
         destination: str,
         on_progress: Progress | None = None,
+        instances: Sequence[str] = (),
     ) -> MoveResult:
-        """C-MOVE one series to ``destination``; never raises for DIMSE or association trouble.
-        Ends by ``timeouts.move_deadline``, and after ``timeouts.move_no_progress`` seconds in
-        which the sub-operation counts did not change."""
+        """C-MOVE one series (or only ``instances`` of it, at IMAGE level) to ``destination``;
+        never raises for DIMSE or association trouble. Ends by ``timeouts.move_deadline``, and
+        after ``timeouts.move_no_progress`` seconds in which the sub-operation counts did not
+        change."""
         started = last = time.monotonic()
         counts = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
-        identifier = queries.move_series(study_uid, series_uid)
+        identifier = queries.move_series(study_uid, series_uid, instances)
         send = lambda msg_id: self.assoc.send_c_move(  # noqa: E731
             identifier, destination, _MODEL["C-MOVE"], msg_id
         )
@@ -382,17 +387,34 @@ class DicomSession:
                 if self.assoc.acse.is_aborted() or not self.assoc.dul.is_alive():
                     return Gone("aborted")
 
-    def _decode(self, data_set: bytes | None, model: str) -> Dataset | None:
-        """A response's data set, in the transfer syntax accepted for ``model``, checked whole
-        first; ``None`` when it has none. One that cannot be read fails the request."""
+    def _syntax(self, model: str) -> tuple[bool, bool, bool]:
+        """(implicit VR, little endian, deflated) of the transfer syntax accepted for
+        ``model``, looked up once per session."""
+        if model not in self._syntaxes:
+            context = next(c for c in self.assoc.accepted_contexts if c.abstract_syntax == model)
+            syntax = context.transfer_syntax[0]
+            self._syntaxes[model] = (
+                syntax.is_implicit_VR,
+                syntax.is_little_endian,
+                syntax.is_deflated,
+            )
+        return self._syntaxes[model]
+
+    def _decode(self, data_set: bytes | None, model: str, fast: bool = False) -> Any:
+        """A response's data set, in the transfer syntax accepted for ``model`` (with ``fast``,
+        an :class:`Answer` read without pydicom where it can be: its reading proves the top
+        level whole), else checked whole first; ``None`` when it has none. One that cannot be
+        read fails the request."""
         if data_set is None:
             return None
-        context = next(c for c in self.assoc.accepted_contexts if c.abstract_syntax == model)
-        syntax = context.transfer_syntax[0]
-        implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
+        implicit, little_endian, deflated = self._syntax(model)
+        if fast and little_endian and not deflated:
+            answer = read_answer(data_set, implicit)
+            if answer is not None:
+                return answer
         try:
-            check_data_set(data_set, implicit, little, syntax.is_deflated)
-            return decode(BytesIO(data_set), implicit, little, syntax.is_deflated)
+            check_data_set(data_set, implicit, little_endian, deflated)
+            return decode(BytesIO(data_set), implicit, little_endian, deflated)
         except Exception as exc:  # MalformedResponse, or what pydicom raises (it varies)
             self._broken = True
             raise AssociationAborted(

@@ -1,10 +1,13 @@
 """Up to when the remote was last examined: the reference time of the latest run of a route
-that got as far as its report (not a dry run), kept as a run tag. After an outage the next
-window stretches back to it, so studies acquired while nothing ran are not skipped."""
+that got as far as its report (not a dry run), kept as a run tag, or of the latest check that
+found nothing to move. After an outage the next window stretches back to it, so studies
+acquired while nothing ran are not skipped."""
 
 from datetime import datetime
 
 from dagster import DagsterInstance, RunsFilter
+
+from .check_state import read_check_state
 
 REFERENCE_TAG = "dicom-sync/reference-time"  # ISO 8601, on runs that examined the remote
 OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed, on runs that reached their report
@@ -12,8 +15,19 @@ OUTCOMES = ["idle", "moved", "failed"]
 LOOK_AT_RUNS = 20  # dry runs in between carry no reference
 
 
-def last_covered_reference(instance: DagsterInstance, job_name: str) -> datetime | None:
-    """The reference time of the latest run of ``job_name`` that examined the remote."""
+def last_covered_reference(
+    instance: DagsterInstance, job_name: str, route: str
+) -> datetime | None:
+    """The later of: the reference time of the latest run of ``job_name`` that examined the
+    remote, and that of the route's latest check that found nothing to move."""
+    check = read_check_state(instance.root_directory, route)
+    from_check = check.covered_reference() if check else None
+    from_runs = _last_run_reference(instance, job_name)
+    known = [t for t in (from_check, from_runs) if t is not None]
+    return max(known) if known else None
+
+
+def _last_run_reference(instance: DagsterInstance, job_name: str) -> datetime | None:
     records = instance.get_run_records(
         filters=RunsFilter(job_name=job_name, tags={OUTCOME_TAG: OUTCOMES}), limit=LOOK_AT_RUNS
     )

@@ -1,6 +1,7 @@
 """Each route's schedule: every minute (or its cron), unless a run of the route is going."""
 
 import os
+from datetime import datetime, timezone
 
 from dagster import (
     DagsterRunStatus,
@@ -16,6 +17,7 @@ from dagster import (
 
 from ..routes import Route
 from ..settings import SCHEDULE, TIMEZONE, ConfigError, check_timezone
+from .route_check import check_route
 from .stale_runs import fail_dead_runs
 
 IN_PROGRESS = [
@@ -69,15 +71,15 @@ def sync_schedule(route: Route, job: JobDefinition) -> ScheduleDefinition:
         cron_schedule=route.cron,
         execution_timezone=schedule_zone(route),
         default_status=status,
-        description=f"Route {route.name}: sync on '{route.cron}'; skips while a run of "
-        f"{route.job_name} is going.",
+        description=f"Route {route.name}: on '{route.cron}', checks both PACS and starts a "
+        f"run of {route.job_name} only when there is something to move (or the check fails); "
+        "otherwise the tick is skipped with the figures. Skips while a run is going.",
     )
     def _schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
         busy = sync_in_progress(context.instance, route.job_name)
         if busy:
             return SkipReason(f"a sync run is still in progress ({busy})")
-        tick = context.scheduled_execution_time
-        config = {"reference_time": tick.isoformat() if tick else ""}
-        return RunRequest(run_config={"ops": {"start_cycle": {"config": config}}})
+        tick = context.scheduled_execution_time or datetime.now(timezone.utc)
+        return check_route(context.instance, route, tick)
 
     return _schedule

@@ -1,0 +1,103 @@
+"""A series partly on the local PACS is completed image by image (issue 10): IMAGE-level
+C-FIND on both nodes, then a C-MOVE of the missing SOPInstanceUIDs; the whole series is moved
+when most of it is missing or the remote refuses. Against real Orthanc and dcmqrscp remotes; the
+refusal comes from the scripted SCP (no real server refuses IMAGE-level moves on demand)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dicom_sync_dagster import completion
+from dicom_sync_dagster.synthetic import SyntheticStudy
+
+from .conftest import Site
+from .helpers import run_sync, transfers_of
+from .scripted_pacs import ScriptedPacs
+
+pytestmark = pytest.mark.servers
+
+
+def partial_series(site: Site, size: int, present: int) -> SyntheticStudy:
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [size], accession="ACC-PART"))
+    site.add_local(study, series=[0], images=present)
+    return study
+
+
+def only_transfer(result):
+    [transfer] = transfers_of(result)
+    return transfer
+
+
+@pytest.mark.parametrize("remote_kind", ["orthanc", "dcmqrscp"])
+def test_a_partial_series_is_completed_by_moving_only_its_missing_images(
+    request, remote_kind
+):
+    site = request.getfixturevalue("site" if remote_kind == "orthanc" else "dcmqrscp_site")
+    study = partial_series(site, size=10, present=7)
+
+    result = run_sync(site, mode="all")
+
+    assert result.success, result
+    transfer = only_transfer(result)
+    assert transfer.transferred
+    assert transfer.completed == 3  # only the missing ones crossed the wire
+    assert site.local.series_instances(study.series_uids[0]) == 10
+
+
+def test_a_series_mostly_missing_is_moved_whole(site):
+    study = partial_series(site, size=10, present=2)
+
+    result = run_sync(site, mode="all")
+
+    assert result.success
+    assert only_transfer(result).completed == 10
+    assert site.local.series_instances(study.series_uids[0]) == 10
+
+
+def test_more_missing_images_than_a_request_carries_go_in_several_moves(site, monkeypatch):
+    monkeypatch.setattr(completion, "INSTANCES_PER_MOVE", 2)
+    study = partial_series(site, size=12, present=7)
+
+    result = run_sync(site, mode="all")
+
+    assert result.success
+    assert only_transfer(result).completed == 5
+    assert site.local.series_instances(study.series_uids[0]) == 12
+
+
+def test_a_remote_refusing_image_level_moves_gets_a_series_move(local_orthanc):
+    site = Site(None, local_orthanc, _now())
+    study = SyntheticStudy(site.ago(hours=1), [6], accession="ACC-REF")
+    remote = ScriptedPacs(
+        "SCRIPTED",
+        study.datasets(),
+        {local_orthanc.node.ae_title: local_orthanc.node.port},
+        [0xC000],  # the first C-MOVE (the IMAGE-level one) is refused
+    ).start()
+    try:
+        site.remote = remote
+        site.add_local(study, images=4)
+
+        result = run_sync(site, mode="all")
+
+        assert result.success, result
+        assert remote.move_levels == ["IMAGE", "SERIES"]
+        assert only_transfer(result).transferred
+        assert site.local.series_instances(study.series_uids[0]) == 6
+    finally:
+        remote.stop()
+
+
+@pytest.mark.parametrize(
+    "remote, local, worth",
+    [(10, 7, True), (10, 5, True), (10, 4, False), (10, 0, False), (10, 10, False),
+     (None, 3, False), (10, None, False)],
+)  # fmt: skip
+def test_which_series_are_worth_completing(remote, local, worth):
+    assert completion.worth_completing(remote, local) is worth
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(microsecond=0)

@@ -202,6 +202,7 @@ class DicomSession:
                 self.node, f"{what}: an invalid response ({gone.reason}); association aborted"
             )
         if gone.kind == "deadline" and cancelled:
+            self._broken = True  # it ignored one C-CANCEL already: abort at once
             return DimseTimeout(
                 self.node, f"{what}: not ended within {CANCEL_GRACE_SECONDS:g}s of our C-CANCEL"
             )

@@ -5,6 +5,7 @@ compiler into a private (0700) folder, turns their bind() to the any-address int
 
 from __future__ import annotations
 
+import atexit
 import functools
 import ipaddress
 import os
@@ -56,6 +57,7 @@ def _library() -> Path:
             "no C compiler (cc): needed to keep test servers on 127.0.0.1 (Debian: gcc)"
         )
     folder = Path(tempfile.mkdtemp(prefix="dicom-sync-loopback-"))  # 0700, ours alone
+    atexit.register(shutil.rmtree, folder, True)  # servers already started keep it mapped
     source, library = folder / "loopback_bind.c", folder / "loopback_bind.so"
     source.write_text(_SOURCE)
     built = subprocess.run(

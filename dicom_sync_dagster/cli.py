@@ -236,6 +236,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser(argv).parse_args(argv)
+    # Run history, logs and state files hold accession numbers and UIDs: ours alone (0600/0700).
+    os.umask(os.umask(0o077) | 0o077)
     load_dotenv(Path.cwd())
     try:
         return args.handler(args)

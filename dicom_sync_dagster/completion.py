@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
+from .core.frames import valid_uid
 from .dicom import DicomError, DicomSession, MoveOutcome, MoveResult, queries
 from .dicom.session import Progress
 
@@ -34,7 +35,7 @@ def instance_uids(session: DicomSession, study_uid: str, series_uid: str) -> set
     """The SOPInstanceUIDs of one series on a node (IMAGE-level C-FIND)."""
     identifier = queries.instances_of_series(study_uid, series_uid)
     found = session.find(identifier, convert=lambda ds: queries.text(ds, "SOPInstanceUID"))
-    return set(found) - {""}
+    return {uid for uid in found if valid_uid(uid)}  # an invalid one is never sent on
 
 
 def _add(total: MoveResult, part: MoveResult) -> MoveResult:

@@ -17,10 +17,12 @@ a session that asked questions asks "update .env?", otherwise ``--force`` is req
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from .core.text import shorten
 from .dicom.node import DicomNode
 from .exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from .settings import (
@@ -149,6 +152,13 @@ def check(field: Field, source: str, raw: object, local_ae: str = "") -> str:
         return str(check_port(source, raw))
     if raw is not None and not isinstance(raw, str):
         raise ConfigError([f"{source}={raw!r} is not text"])
+    if raw and "${" in raw:
+        raise ConfigError(
+            [
+                f"{source}={shorten(raw)} contains '${{', which every .env reader (dagster, "
+                "python-dotenv) expands as a variable; it cannot be written to .env as given"
+            ]
+        )
     if field.kind == "ae":
         return check_ae_title(source, raw)
     if field.kind == "host":
@@ -356,12 +366,12 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.:/+@,%-]*")
 
 
 def quote(value: str) -> str:
-    """``value`` as python-dotenv (used by dicom-sync and dagster) reads it back."""
+    """``value`` as python-dotenv (used by dicom-sync and dagster) reads it back: bare when
+    plain, else in single quotes, where it decodes only ``\\\\`` and ``\\'`` (double quotes
+    would also expand escapes). ``${`` is expanded in any quotes: :func:`check` refuses it."""
     if _PLAIN.fullmatch(value):
         return value
-    if "'" not in value:
-        return f"'{value}'"
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def env_text(old: str, variables: dict[str, str], names: dict[str, str]) -> str:
@@ -419,13 +429,20 @@ def env_text(old: str, variables: dict[str, str], names: dict[str, str]) -> str:
 
 
 def write_env(path: Path, text: str) -> None:
-    """Replace ``path`` atomically, keeping its permissions (and a symlink's target)."""
+    """Replace ``path`` atomically, keeping its permissions (and a symlink's target). The
+    temporary file is made with mkstemp (O_EXCL: a link planted in its place is not followed)."""
     target = path.resolve() if path.is_symlink() else path
-    temporary = target.with_name(f"{target.name}.configure-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    if target.exists():
-        os.chmod(temporary, target.stat().st_mode & 0o7777)
-    os.replace(temporary, target)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if target.exists():  # else it stays 0600, as mkstemp made it
+            os.chmod(temporary, target.stat().st_mode & 0o7777)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 # --- the C-ECHO --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from .core.frames import valid_uid
 from .dicom import DicomError, DicomNode, open_session, queries
 from .settings import SyncSettings
 
@@ -55,7 +56,8 @@ def check_node(node: DicomNode, settings: SyncSettings, date_range: str) -> Node
                 for key in ("NumberOfStudyRelatedInstances", "ModalitiesInStudy"):
                     check.supports[key] = queries.text(study, key) != ""
                 uid = queries.text(study, "StudyInstanceUID")
-                series = session.find(queries.series_of_study(uid), limit=1)
+                valid = valid_uid(uid)  # an invalid one is never sent
+                series = session.find(queries.series_of_study(uid), limit=1) if valid else []
                 if series:
                     has_count = queries.text(series[0], "NumberOfSeriesRelatedInstances") != ""
                     check.supports["NumberOfSeriesRelatedInstances"] = has_count

@@ -32,6 +32,7 @@ from .core.plan import (
 )
 from .core.report import Transfer, TransferRun, missing_study_count
 from .core.selection import Selection
+from .core.text import printable
 from .core.window import Window, apply_window
 from .dicom import (
     AssociationRejected,
@@ -89,8 +90,9 @@ def query_studies(cycle: Cycle, node: DicomNode, log: Log | None = None) -> pd.D
     answers is asked again day by day, then in ever shorter StudyTime slices."""
     first, last = cycle.window.date_range
     with open_session(node, cycle.settings.calling_ae, cycle.settings.timeouts) as session:
-        rows = find_studies_split(session, first, last, log or logging.getLogger(__name__))
-    return study_frame(rows)
+        log = log or logging.getLogger(__name__)
+        rows = find_studies_split(session, first, last, log)
+    return study_frame(rows, str(node), log.warning)
 
 
 def find_studies_split(session: DicomSession, first: date, last: date, log: Log) -> list[dict]:
@@ -129,7 +131,7 @@ def _find_day_in_slices(
         )
 
 
-def lookup_studies(session: DicomSession, uids: list[str]) -> pd.DataFrame:
+def lookup_studies(session: DicomSession, uids: list[str], log: Log | None = None) -> pd.DataFrame:
     """Studies by StudyInstanceUID, whatever their date: UID list matching in chunks, or one
     UID per query for servers that refuse lists (pynetdicom's qrscp answers 0xC320)."""
     rows, chunk_size = [], UID_LIST_CHUNK
@@ -145,17 +147,20 @@ def lookup_studies(session: DicomSession, uids: list[str]) -> pd.DataFrame:
             continue
         rows += found
         start += len(chunk)
-    return study_frame(rows)
+    return study_frame(rows, str(session.node), log.warning if log else None)
 
 
-def list_series(session: DicomSession, study_uids: list[str]) -> pd.DataFrame:
+def list_series(
+    session: DicomSession, study_uids: list[str], log: Log | None = None
+) -> pd.DataFrame:
     """The series of each study with image counts; counted per series at IMAGE level when the
     server does not return NumberOfSeriesRelatedInstances (DCMTK's dcmqrscp)."""
     rows = []
     for uid in study_uids:
         for row in session.find(queries.series_of_study(uid), convert=queries.series_row):
             rows.append({**row, "study_uid": uid})
-    series = series_frame(rows)  # one row per series, even when a server repeats answers
+    # one row per series, even when a server repeats answers; none with an invalid UID
+    series = series_frame(rows, str(session.node), log.warning if log else None)
     for index in series.index[series["images"].isna()]:
         study_uid, series_uid = series.at[index, "study_uid"], series.at[index, "series_uid"]
         series.at[index, "images"] = session.count_instances(study_uid, series_uid)
@@ -179,18 +184,20 @@ def plan_cycle(
     on_local = _Reconnecting(settings.local, settings)  # associates only when asked
     try:
         if unseen:  # a local copy may carry another StudyDate: look it up by UID
-            found = lookup_studies(on_local.get(), unseen)
+            found = lookup_studies(on_local.get(), unseen, log)
             local = pd.concat([local, found], ignore_index=True).drop_duplicates("study_uid")
         classified = classify_studies(windowed, local)
         classified = mark_settled(classified, settled or {})
         remote_uids, local_uids = needs_series_query(classified)
-        local_series = list_series(on_local.get(), local_uids) if local_uids else series_frame()
+        local_series = (
+            list_series(on_local.get(), local_uids, log) if local_uids else series_frame()
+        )
     finally:
         on_local.close()
     remote_series = series_frame()
     if remote_uids:
         with open_session(settings.remote, settings.calling_ae, settings.timeouts) as session:
-            remote_series = list_series(session, remote_uids)
+            remote_series = list_series(session, remote_uids, log)
     rows = build_plan(classified, remote_series, local_series, cycle.selection)
     log.info(
         f"{len(in_window)} of {len(remote)} remote studies in the window; "
@@ -226,10 +233,13 @@ def local_series_images(session: DicomSession, study_uid: str, series_uid: str) 
 
 class _Reconnecting:
     """A session to one node that is reopened when its association was lost. ``lock`` is for
-    threads that share it."""
+    threads that share it; setting ``stop`` ends a request in progress (C-CANCEL, A-ABORT)."""
 
-    def __init__(self, node: DicomNode, settings: SyncSettings) -> None:
+    def __init__(
+        self, node: DicomNode, settings: SyncSettings, stop: threading.Event | None = None
+    ) -> None:
         self.node, self.settings = node, settings
+        self.stop = stop or threading.Event()
         self._stack = ExitStack()
         self.session: DicomSession | None = None
         self.lock = threading.Lock()
@@ -238,7 +248,7 @@ class _Reconnecting:
         if self.session is None or not self.session.assoc.is_established:
             self.close()
             self.session = self._stack.enter_context(
-                open_session(self.node, self.settings.calling_ae, self.settings.timeouts)
+                open_session(self.node, self.settings.calling_ae, self.settings.timeouts, self.stop)
             )
         return self.session
 
@@ -272,8 +282,8 @@ def _progress_logger(log: Log, label: str) -> Callable[[int, int, int, int], Non
 
 
 def _label(row: pd.Series) -> str:
-    study = row["accession"] or row["study_uid"]
-    return f"series {row['series_number']} ({row['modality']}) of study {study}"
+    study = printable(row["accession"] or row["study_uid"])  # peer text: escaped
+    return f"series {row['series_number']} ({printable(row['modality'])}) of study {study}"
 
 
 class _Mover:
@@ -284,7 +294,7 @@ class _Mover:
         self, settings: SyncSettings, log: Log, gone: list[DicomError], local: _Reconnecting
     ) -> None:
         self.settings, self.log = settings, log
-        self.remote = _Reconnecting(settings.remote, settings)
+        self.remote = _Reconnecting(settings.remote, settings, local.stop)
         self.local = local
         self.gone = gone  # shared: once the remote is unreachable or refuses, fail the rest
         self.last_error: DicomError | None = None
@@ -346,14 +356,15 @@ class _Mover:
         label = _label(row)
         self.log.info(f"{position} moving {label}: {row['remote_images']} images")
         result, attempts = self._attempt(row, label, complete=True), 1
-        retries = self.settings.move_retries
-        while result.transient and attempts <= retries and not self.gone:
+        retries, stop = self.settings.move_retries, self.remote.stop
+        while result.transient and attempts <= retries and not self.gone and not stop.is_set():
             delay = self.settings.retry_backoff_seconds * 2 ** (attempts - 1)
             self.log.warning(
                 f"{label}: {result.outcome.value} ({result.message}); "
                 f"retry {attempts}/{retries} in {delay:g}s"
             )
-            time.sleep(delay)
+            if stop.wait(delay):
+                break
             with contextlib.suppress(DicomError):  # the remote may have sent it all after all
                 if self._local_images(row) >= row["remote_images"]:
                     break
@@ -419,7 +430,7 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
     rows = [row for _, row in plan.moves.iterrows()]
     workers = max(1, min(settings.max_parallel_moves, len(rows)))
     gone: list[DicomError] = []
-    local = _Reconnecting(settings.local, settings)
+    local = _Reconnecting(settings.local, settings)  # its stop event is every worker's
     pending: queue.SimpleQueue[int] = queue.SimpleQueue()
     for index in range(len(rows)):
         pending.put(index)
@@ -429,8 +440,10 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
         try:
             while True:
                 try:
-                    index = pending.get_nowait()
+                    index = pending.get_nowait() if not local.stop.is_set() else None
                 except queue.Empty:
+                    index = None
+                if index is None:
                     return done
                 row = rows[index]
                 try:
@@ -445,7 +458,11 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="c-move") as pool:
             shares = [pool.submit(work) for _ in range(workers)]
-            results = sorted((pair for s in shares for pair in s.result()), key=lambda p: p[0])
+            try:
+                results = sorted((pair for s in shares for pair in s.result()), key=lambda p: p[0])
+            except BaseException:  # Ctrl+C, Dagster's terminate: end the moves in progress
+                local.stop.set()
+                raise
     finally:
         local.close()
     return TransferRun([t for _, t in results], round(time.monotonic() - started, 3))

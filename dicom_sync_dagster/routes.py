@@ -21,14 +21,17 @@ validated as a whole when the code location loads: every error names the route a
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
+from .core.text import printable, shorten
+from .dicom.node import Timeouts
 from .settings import (
     CALLING_AE,
     IMAGE_LIMIT,
@@ -66,6 +69,12 @@ OPTION_DEFAULTS: dict[str, object] = {
     "confirm_seconds": 10.0,
     "failing_runs_limit": 3,
     "catch_up_max_hours": 72.0,
+    # Every request has an end (see dicom.node.Timeouts): a C-FIND by its deadline, a C-MOVE
+    # when its counts stop changing and by its deadline; a C-FIND takes this many answers.
+    "find_deadline": 600.0,
+    "move_no_progress_timeout": 300.0,
+    "move_deadline": 1800.0,
+    "max_find_answers": 100_000,
 }
 SCHEDULE_FIELDS = ("schedule", "schedule_status")
 ROUTE_FIELDS = {"name", "remote", "local", *OPTION_DEFAULTS, *SCHEDULE_FIELDS}
@@ -146,15 +155,27 @@ def routes_file(env: Mapping[str, str] | None = None, folder: Path | None = None
     if named:
         path = Path(named)
         if not path.is_file():
-            raise ConfigError([f"{ROUTES_FILE}={named!r}: no such file"])
+            raise ConfigError([f"{ROUTES_FILE}={shorten(named)}: no such file"])
         return path
     default = (folder or Path.cwd()) / DEFAULT_FILE
     return default if default.is_file() else None
 
 
+MAX_FILE_BYTES = 1024 * 1024  # a routes file is a few kilobytes
+
+
 class _PlainLoader(yaml.SafeLoader):
     """YAML without 1.1's surprises: ``on``/``off``/``yes``/``no`` stay text (an AE title
-    ``ON`` is not ``True``) and ``0104`` is decimal text, not octal 68."""
+    ``ON`` is not ``True``) and ``0104`` is decimal text, not octal 68. Aliases (``*name``)
+    are refused: a few of them nested make a small file expand past any memory."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a routes file", mark
+            )
+        return super().compose_node(parent, index)
 
 
 _PlainLoader.yaml_implicit_resolvers = {
@@ -164,6 +185,7 @@ _PlainLoader.yaml_implicit_resolvers = {
 _PlainLoader.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^[-+]?(0|[1-9][0-9]*)$"), list("-+0123456789")
 )
+
 
 def read_yaml(text: str) -> object:
     return yaml.load(text, Loader=_PlainLoader)  # a SafeLoader
@@ -181,9 +203,14 @@ def load_routes(env: Mapping[str, str] | None = None, folder: Path | None = None
     if path is None:
         return [Route(DEFAULT_ROUTE)]
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError([f"{path}: larger than {MAX_FILE_BYTES} bytes; not a routes file"])
         document = read_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError([f"{path}: cannot be read as YAML: {exc}"]) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        lines = str(exc)[:1000].splitlines() or [""]
+        problem = "\n  ".join(printable(line, 200) for line in lines)
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else problem
+        raise ConfigError([f"{path}: cannot be read as YAML: {problem}"]) from None
     defaults = {key: env[var] for key, var in ENV_DEFAULTS.items() if env.get(var, "").strip()}
     return parse_routes(document, str(path), defaults)
 
@@ -212,7 +239,7 @@ def parse_routes(
             where = f"{label}: route {name}"
         else:
             problems.append(
-                f"{where}.name={name!r} must be 1-40 lower-case letters, digits or _, "
+                f"{where}.name={shorten(name)} must be 1-40 lower-case letters, digits or _, "
                 "starting with a letter (it names the route's job and schedule)"
             )
         problems += _unknown_fields(entry, ROUTE_FIELDS, where)
@@ -222,7 +249,7 @@ def parse_routes(
             problems += exc.problems
     names = [route.name for route in routes]
     problems += [
-        f"{label}: route name {name!r} is used {names.count(name)} times"
+        f"{label}: route name {shorten(name)} is used {names.count(name)} times"
         for name in sorted({n for n in names if names.count(n) > 1})
     ]
     if problems:
@@ -232,7 +259,7 @@ def parse_routes(
 
 def _unknown_fields(mapping: dict, known: set[str], where: str) -> list[str]:
     return [
-        f"{where}: unknown field {key!r} (known: {', '.join(sorted(known))})"
+        f"{where}: unknown field {shorten(key)} (known: {', '.join(sorted(known))})"
         for key in mapping
         if key not in known
     ]
@@ -242,7 +269,7 @@ def _node(value: object, where: str) -> dict[str, str]:
     if value is None:
         raise ConfigError([f"{where} is not set (ae_title, host, port)"])
     if not isinstance(value, dict):
-        raise ConfigError([f"{where}={value!r} must be a mapping (ae_title, host, port)"])
+        raise ConfigError([f"{where}={shorten(value)} must be a mapping (ae_title, host, port)"])
     problems = _unknown_fields(value, set(NODE_FIELDS), where)
     if problems:
         raise ConfigError(problems)
@@ -252,9 +279,11 @@ def _node(value: object, where: str) -> dict[str, str]:
 def _number(value: object, name: str, kind: type) -> object:
     """An int or float option; text is refused with the field named."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError([f"{name}={value!r} must be a number"])
+        raise ConfigError([f"{name}={shorten(value)} must be a number"])
+    if not math.isfinite(value):
+        raise ConfigError([f"{name}={shorten(value)} must be a finite number"])
     if kind is int and value != int(value):
-        raise ConfigError([f"{name}={value!r} must be a whole number"])
+        raise ConfigError([f"{name}={shorten(value)} must be a whole number"])
     return kind(value)
 
 
@@ -271,7 +300,19 @@ def route_settings(route: Route) -> SyncSettings:
         move_retries=int(options["move_retries"]),
         retry_backoff_seconds=float(options["retry_backoff_seconds"]),
         confirm_seconds=float(options["confirm_seconds"]),
+        timeouts=request_limits(options),
         names=route.names,
+    )
+
+
+def request_limits(options: Mapping[str, object], base: Timeouts | None = None) -> Timeouts:
+    """``base`` (default timeouts) with a route's request deadlines and answer cap."""
+    return replace(
+        base or Timeouts(),
+        find_deadline=float(options["find_deadline"]),  # type: ignore[arg-type]
+        move_no_progress=float(options["move_no_progress_timeout"]),  # type: ignore[arg-type]
+        move_deadline=float(options["move_deadline"]),  # type: ignore[arg-type]
+        find_answers=int(options["max_find_answers"]),  # type: ignore[call-overload]
     )
 
 
@@ -347,7 +388,7 @@ def _check_route_options(options: dict, nodes: dict, where: str, origin) -> list
         value = options[key]
         if not low <= value <= high or (key == "window_hours" and value == 0):
             bounds = f"> 0 and <= {high}" if key == "window_hours" else f"{low}-{high}"
-            problems.append(f"{origin(key)}={value!r} must be {bounds}")
+            problems.append(f"{origin(key)}={shorten(value)} must be {bounds}")
     remote, local = nodes.get("remote"), nodes.get("local")
     same = remote and local and all(remote[k] == local[k] for k in ("ae_title", "host", "port"))
     if same:
@@ -360,7 +401,9 @@ def _check_schedule(cron: str, status: str, origin) -> list[str]:
 
     problems = []
     if not is_valid_cron_string(cron):
-        problems.append(f"{origin('schedule')}={cron!r} is not a cron expression, e.g. '* * * * *'")
+        problems.append(
+            f"{origin('schedule')}={shorten(cron)} is not a cron expression, e.g. '* * * * *'"
+        )
     if status not in ("on", "off"):
-        problems.append(f"{origin('schedule_status')}={status!r} must be 'on' or 'off'")
+        problems.append(f"{origin('schedule_status')}={shorten(status)} must be 'on' or 'off'")
     return problems

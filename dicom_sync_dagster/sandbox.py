@@ -1,7 +1,7 @@
 """Throw-away PACS servers on loopback for tests and benchmarks: Orthanc and DCMTK's dcmqrscp.
 
-Each runs as a child process on free 127.0.0.1 ports with its storage in a folder of ours,
-and is stopped by PID.
+Each runs as a child process on free 127.0.0.1 ports, listening there only (loopback_only),
+with its storage in a folder of ours, and is stopped by PID.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dicom.node import DicomNode
+from .loopback_only import check_loopback, loopback_env
 
 LOOPBACK = "127.0.0.1"
 
@@ -128,13 +129,21 @@ class OrthancServer:
         config |= self.extra
         (self.folder / "orthanc.json").write_text(json.dumps(config, indent=2))
         log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 - kept open for the child
-        env = {**os.environ, "TCP_NODELAY": "1"}  # else DCMTK leaves Nagle on: ~11 images/s
+        env = loopback_env({**os.environ, "TCP_NODELAY": "1"})  # else Nagle: ~11 images/s
         self.process = subprocess.Popen(
             [binary, str(self.folder / "orthanc.json")], stdout=log, stderr=log, env=env
         )
         wait_for_port(self.node.port, self.process)
         wait_for_port(self.http_port, self.process)
+        self._check_loopback(self.node.port, self.http_port)
         return self
+
+    def _check_loopback(self, *ports: int) -> None:
+        try:
+            check_loopback(f"Orthanc {self.node.ae_title}", *ports)
+        except Exception:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         # Orthanc takes ~5 s to leave after SIGTERM (its DICOM server polls); the storage is
@@ -182,9 +191,14 @@ class DcmqrscpServer:
             ["dcmqrscp", "-c", str(self.folder / "dcmqrscp.cfg")],
             stdout=log,
             stderr=log,
-            env={**os.environ, "TCP_NODELAY": "1"},
+            env=loopback_env({**os.environ, "TCP_NODELAY": "1"}),
         )
         wait_for_port(self.node.port, self.process)
+        try:
+            check_loopback(f"dcmqrscp {self.node.ae_title}", self.node.port)
+        except Exception:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

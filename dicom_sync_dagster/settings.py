@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .core.selection import Mode, Selection
+from .core.text import shorten
 from .dicom.node import DicomNode, Timeouts
 from .dicom.tls import TlsFileError, TlsFiles, ssl_context
 
@@ -91,7 +92,7 @@ def check_ae_title(variable: str, value: str | None) -> str:
     elif not value.isascii():
         problem = "contains non-ASCII characters"
     if problem:
-        raise ConfigError([f"{variable}={value!r} {problem}"])
+        raise ConfigError([f"{variable}={shorten(value)} {problem}"])
     return value.strip()
 
 
@@ -101,7 +102,9 @@ def check_port(variable: str, value: str | int | None) -> int:
         raise ConfigError([f"{variable} is not set (a TCP port 1-65535)"])
     text = str(value).strip()
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
-        raise ConfigError([f"{variable}={value!r} is not a TCP port (a whole number 1-65535)"])
+        raise ConfigError(
+            [f"{variable}={shorten(value)} is not a TCP port (a whole number 1-65535)"]
+        )
     return int(text)
 
 
@@ -121,7 +124,7 @@ def check_host(variable: str, value: str | None) -> str:
         except ValueError:
             problem = "is not a host name or IP address (the port goes in its own variable)"
     if problem:
-        raise ConfigError([f"{variable}={value!r} {problem}"])
+        raise ConfigError([f"{variable}={shorten(value)} {problem}"])
     return host
 
 
@@ -141,12 +144,12 @@ def machine_zone_name() -> str:
 def check_timezone(variable: str, value: str | None) -> tuple[str, tzinfo]:
     """An IANA zone name such as ``Europe/Berlin``; empty means the machine's zone."""
     name = (value or "").strip()
-    problem = f"{variable}={name!r} is not an IANA time zone (e.g. Europe/Berlin)"
+    problem = f"{variable}={shorten(name)} is not an IANA time zone (e.g. Europe/Berlin)"
     if not name:
         name = machine_zone_name()
         problem = (
-            f"{variable} is not set and this machine's zone {name!r} is not an IANA time zone; "
-            "set it, e.g. Europe/Berlin"
+            f"{variable} is not set and this machine's zone {shorten(name)} is not an IANA time "
+            "zone; set it, e.g. Europe/Berlin"
         )
     try:
         return name, ZoneInfo(name)
@@ -173,12 +176,12 @@ def check_tls(
         name = missing = ""
     if missing:
         variable, other = variables[name], variables[missing]
-        raise ConfigError([f"{variable}={values[name]!r} is set but {other} is not ({why})"])
+        raise ConfigError([f"{variable}={shorten(values[name])} is set but {other} is not ({why})"])
     files = TlsFiles(**values)
     try:
         ssl_context(files)
     except TlsFileError as exc:
-        raise ConfigError([f"{variables[exc.field]}={exc.path!r} {exc.problem}"]) from None
+        raise ConfigError([f"{variables[exc.field]}={shorten(exc.path)} {exc.problem}"]) from None
     return files
 
 
@@ -192,13 +195,16 @@ def check_selection(
         chosen = Mode(mode_text)
     except ValueError:
         choices = ", ".join(m.value for m in Mode)
-        raise ConfigError([f"{name(MODE)}={mode_text!r} is not one of {choices}"]) from None
+        raise ConfigError([f"{name(MODE)}={shorten(mode_text)} is not one of {choices}"]) from None
     if chosen is not Mode.fewer_than:
         return Selection(chosen)
     limit_text = str(image_limit if image_limit is not None else "").strip()
     if not (limit_text.isascii() and limit_text.isdigit()) or int(limit_text) < 1:
         raise ConfigError(
-            [f"{name(IMAGE_LIMIT)}={limit_text!r} must be a whole number >= 1 for mode fewer_than"]
+            [
+                f"{name(IMAGE_LIMIT)}={shorten(limit_text)} must be a whole number >= 1 "
+                "for mode fewer_than"
+            ]
         )
     return Selection(chosen, int(limit_text))
 
@@ -288,14 +294,19 @@ def settings_from_values(
             _collect(problems, check_ae_title, name(MOVE_DESTINATION), move_destination) or ""
         )
     zone = _collect(problems, check_timezone, name(TIMEZONE), timezone)
+    limits = timeouts or Timeouts()
     for option, value, low, high in (
         ("max_parallel_moves", max_parallel_moves, 1, 32),
         ("move_retries", move_retries, 0, 10),
         ("retry_backoff_seconds", retry_backoff_seconds, 0, 300),
         ("confirm_seconds", confirm_seconds, 0, 600),
+        ("find_deadline", limits.find_deadline, 1, 24 * 3600),
+        ("move_no_progress_timeout", limits.move_no_progress, 1, 24 * 3600),
+        ("move_deadline", limits.move_deadline, 1, 24 * 3600),
+        ("max_find_answers", limits.find_answers, 1, 10_000_000),
     ):
         if not low <= value <= high:
-            problems.append(f"{name(option)}={value!r} must be {low}-{high}")
+            problems.append(f"{name(option)}={shorten(value)} must be {low}-{high}")
     if problems:
         raise ConfigError(problems)
     return SyncSettings(
@@ -304,7 +315,7 @@ def settings_from_values(
         calling_ae=calling,
         move_destination=destination,
         timezone_name=zone[0],
-        timeouts=timeouts or Timeouts(),
+        timeouts=limits,
         max_parallel_moves=max_parallel_moves,
         move_retries=move_retries,
         retry_backoff_seconds=retry_backoff_seconds,

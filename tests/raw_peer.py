@@ -1,5 +1,6 @@
 """A raw-socket DICOM peer for answers no real server gives on demand: responses after the
-final one, stale message IDs, wrong command fields, a connection closed mid-answer.
+final one, stale message IDs, wrong command fields, a connection closed mid-answer, malformed
+command sets, endless pending responses.
 
 It accepts any association (Implicit VR Little Endian) and calls ``script(peer, conn,
 request)`` for each complete request the SCU sends; the script writes exact PDUs.
@@ -18,6 +19,7 @@ from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom.dsutils import encode
 
 FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 _CANCEL = b"\x00\x00\x00\x01\x02\x00\x00\x00\xff\x0f"  # (0000,0100) = 0x0FFF C-CANCEL-RQ
 _NO_DATA_SET = b"\x00\x00\x00\x08\x02\x00\x00\x00\x01\x01"  # (0000,0800) = 0x0101
 
@@ -27,6 +29,7 @@ class Request:
     number: int  # 1, 2, ... on this association
     message_id: int
     context_id: int
+    command_field: int = 0x0020  # 0x0020 C-FIND-RQ, 0x0021 C-MOVE-RQ
 
 
 def _exact(sock: socket.socket, size: int) -> bytes:
@@ -44,15 +47,19 @@ def _read_pdu(sock: socket.socket) -> tuple[int, bytes]:
     return head[0], _exact(sock, struct.unpack(">I", head[2:6])[0])
 
 
-def _message_id(command_set: bytes) -> int:
-    """(0000,0110) MessageID of a request's command set (Implicit VR Little Endian)."""
+def _element(command_set: bytes, wanted: int) -> int:
+    """A US element (0000,wanted) of a request's command set (Implicit VR Little Endian)."""
     offset = 0
     while offset + 8 <= len(command_set):
         group, element, length = struct.unpack_from("<HHI", command_set, offset)
-        if (group, element) == (0, 0x0110):
+        if (group, element) == (0, wanted):
             return struct.unpack_from("<H", command_set, offset + 8)[0]
         offset += 8 + length
-    raise ValueError("a request without a MessageID")
+    raise ValueError(f"a request without (0000,{wanted:04X})")
+
+
+def _message_id(command_set: bytes) -> int:
+    return _element(command_set, 0x0110)
 
 
 def _item(kind: int, body: bytes) -> bytes:
@@ -103,11 +110,37 @@ def find_rsp(status: int, message_id: int, has_data: bool = True, field: int = 0
     )
 
 
-def identifier(study_uid: str) -> bytes:
+def identifier(study_uid: str, **elements: object) -> bytes:
     ds = Dataset()
     ds.QueryRetrieveLevel = "STUDY"
     ds.StudyInstanceUID = study_uid
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
     return encode(ds, True, True)
+
+
+def move_rsp(status: int, message_id: int, **counts: int) -> bytes:
+    """A C-MOVE-RSP without a data set; ``counts``: NumberOfRemainingSuboperations=..."""
+    return command(
+        AffectedSOPClassUID=MOVE,
+        CommandField=0x8021,
+        MessageIDBeingRespondedTo=message_id,
+        CommandDataSetType=0x0101,
+        Status=status,
+        **counts,
+    )
+
+
+def with_length(command_set: bytes, element: int, length: int) -> bytes:
+    """``command_set`` with the length field of (0000,element) set to ``length`` (the value
+    bytes left as they are): an element that runs past its data."""
+    offset = 0
+    while offset + 8 <= len(command_set):
+        group, number, size = struct.unpack_from("<HHI", command_set, offset)
+        if (group, number) == (0, element):
+            return command_set[: offset + 4] + struct.pack("<I", length) + command_set[offset + 8 :]
+        offset += 8 + size
+    raise ValueError(f"no (0000,{element:04X})")
 
 
 def answers(request: Request, count: int) -> bytes:
@@ -127,6 +160,8 @@ class RawPeer:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.errors: list[str] = []
+        self.cancelled = threading.Event()  # a C-CANCEL-RQ came
+        self.closed = threading.Event()  # an association ended (released, aborted, closed)
         threading.Thread(target=self._serve, daemon=True).start()
 
     def close(self) -> None:
@@ -141,6 +176,12 @@ class RawPeer:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
+        try:
+            self._converse(conn)
+        finally:
+            self.closed.set()
+
+    def _converse(self, conn: socket.socket) -> None:
         with contextlib.suppress(ConnectionError, OSError), conn:
             _, body = _read_pdu(conn)
             conn.sendall(_accept(body))
@@ -167,6 +208,8 @@ class RawPeer:
                     continue
                 request, cmd = cmd, b""
                 if _CANCEL in request:
+                    self.cancelled.set()
                     continue
                 number += 1
-                self.script(self, conn, Request(number, _message_id(request), context))
+                field = _element(request, 0x0100)
+                self.script(self, conn, Request(number, _message_id(request), context, field))

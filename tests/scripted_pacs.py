@@ -10,6 +10,10 @@ except where its script says otherwise. Each C-MOVE request takes the next scrip
   ("stall", seconds)   send nothing for that long, then move the series
   ("abort", k)         move k instances, then abort the association
 When the script runs out, every further request is "ok".
+
+``extra_studies`` are study-level answers given to every study query by date besides those of
+its instances (a broken or hostile remote: invalid UIDs, impossible counts); ``finds`` records
+the StudyInstanceUID of every C-FIND it was asked.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class ScriptedPacs:
         datasets: Iterable[Dataset],
         destinations: dict[str, int],
         script: list | None = None,
+        extra_studies: Iterable[Dataset] = (),
     ) -> None:
         self.node = DicomNode("remote", ae_title, LOOPBACK, free_port())
         self.instances: dict[str, dict[str, list[Dataset]]] = defaultdict(lambda: defaultdict(list))
@@ -47,6 +52,8 @@ class ScriptedPacs:
         self.destinations = destinations
         self.script = list(script or [])
         self.moves: list[str] = []  # SeriesInstanceUIDs asked for, in order
+        self.extra_studies = list(extra_studies)
+        self.finds: list[str] = []  # StudyInstanceUID of each C-FIND identifier
         self.move_levels: list[str] = []  # the QueryRetrieveLevel of each C-MOVE request
         self.release = threading.Event()
         self.server = None
@@ -75,7 +82,11 @@ class ScriptedPacs:
     def _find(self, event):
         query = event.identifier
         level = query.QueryRetrieveLevel
+        self.finds.append(str(query.get("StudyInstanceUID", "")))
         wanted = set(str(query.get("StudyInstanceUID", "")).split("\\")) - {""}
+        if level == "STUDY" and not wanted:
+            for answer in self.extra_studies:
+                yield 0xFF00, answer
         for study_uid, series in self.instances.items():
             if wanted and study_uid not in wanted:
                 continue

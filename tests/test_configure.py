@@ -541,3 +541,34 @@ def test_final_echo_says_which_node_answered(site, folder, terminal, capsys):
     assert f"  {local}: FAILED - cannot connect" in out
     assert "1 of 2 nodes did not answer" in out
     assert env(folder)["DICOM_SYNC_LOCAL_PORT"] == str(site.local.node.port)  # written anyway
+
+
+def test_quotes_dollars_and_hashes_read_back_exactly(folder, terminal, no_network):
+    """Issue 14: what configure writes is read back exactly as given, by python-dotenv (as
+    dagster and dicom-sync read .env)."""
+    given = {"--calling-ae": "O'B$X #1", "--move-destination": 'Q"$HOME#'}
+    assert run([*REQUIRED, *[a for pair in given.items() for a in pair], "--no-echo"]) == 0
+
+    values = env(folder)
+    assert values["DICOM_SYNC_CALLING_AE"] == "O'B$X #1"
+    assert values["DICOM_SYNC_MOVE_DESTINATION"] == 'Q"$HOME#'
+
+
+def test_a_value_with_dollar_brace_is_refused_not_written_expanded(
+    folder, terminal, no_network, capsys
+):
+    """Before: `--calling-ae "O'${HOME}"` was written so that it read back as O'/root (every
+    .env reader expands ${...}, in any quotes)."""
+    code = run([*REQUIRED, "--calling-ae", "O'${HOME}", "--no-echo"])
+
+    assert code == 2
+    assert "--calling-ae=\"O'${HOME}\" contains '${'" in capsys.readouterr().err
+    assert not (folder / ".env").exists()
+
+
+@pytest.mark.parametrize("value", ["a\\\\b", "a\\\\'b", "c:\\\\x y"])
+def test_backslashes_read_back_unchanged(tmp_path, value):
+    """Before: a value with a backslash and no quote was single-quoted unescaped: '\\\\' read
+    back as one backslash."""
+    (tmp_path / ".env").write_text(f"X={configure.quote(value)}\n")
+    assert dotenv_values(tmp_path / ".env")["X"] == value

@@ -8,6 +8,7 @@ from .errors import (
     NodeUnreachable,
     QueryFailed,
     QueryTruncated,
+    RequestStopped,
     ServiceRefused,
 )
 from .node import DicomNode, Timeouts
@@ -27,6 +28,7 @@ __all__ = [
     "NodeUnreachable",
     "QueryFailed",
     "QueryTruncated",
+    "RequestStopped",
     "ServiceRefused",
     "Timeouts",
     "TlsFailed",

@@ -35,6 +35,10 @@ class DimseTimeout(DicomError):
     """The peer stopped answering within the DIMSE timeout; the association was aborted."""
 
 
+class RequestStopped(DicomError):
+    """The run was being stopped (Ctrl+C, Dagster's terminate): the request was cancelled."""
+
+
 class QueryFailed(DicomError):
     """A C-FIND ended with a failure status."""
 

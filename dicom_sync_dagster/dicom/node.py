@@ -27,9 +27,16 @@ class DicomNode:
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds. ``connect``: TCP connect; ``acse``: association set-up and release;
-    ``dimse``: waiting for one response; ``network``: an idle association."""
+    ``dimse``: waiting for one response; ``network``: an idle association;
+    ``find_deadline``: one C-FIND from request to final response; ``move_no_progress``: a
+    C-MOVE whose sub-operation counts do not change; ``move_deadline``: one C-MOVE.
+    And a limit: ``find_answers``, the answers taken per C-FIND (then C-CANCEL)."""
 
     connect: float = 5.0
     acse: float = 15.0
     dimse: float = 120.0
     network: float = 300.0
+    find_deadline: float = 600.0
+    move_no_progress: float = 300.0
+    move_deadline: float = 1800.0
+    find_answers: int = 100_000

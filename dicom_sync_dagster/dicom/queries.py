@@ -9,6 +9,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from ..core.frames import MAX_COUNT, uid_problem
+from ..core.text import printable
 from .answers import Answer
 
 STUDY_RETURN_KEYS = (
@@ -27,6 +29,14 @@ SERIES_RETURN_KEYS = (
     "SeriesDescription",
     "NumberOfSeriesRelatedInstances",
 )
+
+
+def _checked(*uids: str) -> None:
+    """A safety net: an invalid UID is never sent (the frames drop such answers first)."""
+    for uid in uids:
+        problem = uid_problem(uid)
+        if problem:
+            raise ValueError(f"UID '{printable(uid, 100)}' {problem}; not sent")
 
 
 def _identifier(level: str, **matching: str) -> Dataset:
@@ -50,6 +60,7 @@ def studies_by_date(date_range: str, time_range: str = "") -> Dataset:
 
 def studies_by_uid(uids: list[str]) -> Dataset:
     """The studies with any of ``uids`` (UID list matching), whatever their date."""
+    _checked(*uids)
     ds = _identifier("STUDY", StudyInstanceUID="\\".join(uids))
     for keyword in STUDY_RETURN_KEYS:
         setattr(ds, keyword, "")
@@ -57,6 +68,7 @@ def studies_by_uid(uids: list[str]) -> Dataset:
 
 
 def series_of_study(study_uid: str) -> Dataset:
+    _checked(study_uid)
     ds = _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID="")
     for keyword in SERIES_RETURN_KEYS:
         setattr(ds, keyword, "")
@@ -64,6 +76,7 @@ def series_of_study(study_uid: str) -> Dataset:
 
 
 def instances_of_series(study_uid: str, series_uid: str) -> Dataset:
+    _checked(study_uid, series_uid)
     return _identifier(
         "IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid, SOPInstanceUID=""
     )
@@ -71,6 +84,7 @@ def instances_of_series(study_uid: str, series_uid: str) -> Dataset:
 
 def move_series(study_uid: str, series_uid: str, instances: Sequence[str] = ()) -> Dataset:
     """The series, or only ``instances`` of it (IMAGE level, a SOPInstanceUID list)."""
+    _checked(study_uid, series_uid, *instances)
     if not instances:
         return _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
     ds = _identifier("IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid)
@@ -151,34 +165,47 @@ def text(ds: Dataset | Answer, keyword: str) -> str:
 
 
 def count(ds: Dataset | Answer, keyword: str) -> int | None:
-    """An IS/US count, ``None`` when the server did not give one."""
+    """An IS/US count, ``None`` when the server did not give one or gave one no PACS holds
+    (negative, or more than MAX_COUNT)."""
     value = text(ds, keyword)
     try:
-        return int(value) if value else None
+        number = int(value) if value else None
     except ValueError:
         return None
+    return number if number is not None and 0 <= number <= MAX_COUNT else None
 
 
 def study_row(ds: Dataset | Answer) -> dict[str, object]:
+    """A study answer as a frame row; peer text made printable (core.text.printable)."""
     return {
-        "study_uid": text(ds, "StudyInstanceUID"),
-        "study_date": text(ds, "StudyDate"),
-        "study_time": text(ds, "StudyTime"),
-        "tz_offset": text(ds, "TimezoneOffsetFromUTC"),
-        "accession": text(ds, "AccessionNumber"),
-        "modalities": text(ds, "ModalitiesInStudy"),
-        "description": text(ds, "StudyDescription"),
+        "study_uid": _shown(ds, "StudyInstanceUID"),
+        "study_date": _shown(ds, "StudyDate"),
+        "study_time": _shown(ds, "StudyTime"),
+        "tz_offset": _shown(ds, "TimezoneOffsetFromUTC"),
+        "accession": _shown(ds, "AccessionNumber"),
+        "modalities": _shown(ds, "ModalitiesInStudy"),
+        "description": _shown(ds, "StudyDescription"),
         "series_count": count(ds, "NumberOfStudyRelatedSeries"),
         "images": count(ds, "NumberOfStudyRelatedInstances"),
     }
 
 
 def series_row(ds: Dataset | Answer) -> dict[str, object]:
+    """A series answer as a frame row; peer text made printable."""
     return {
-        "study_uid": text(ds, "StudyInstanceUID"),
-        "series_uid": text(ds, "SeriesInstanceUID"),
-        "modality": text(ds, "Modality"),
+        "study_uid": _shown(ds, "StudyInstanceUID"),
+        "series_uid": _shown(ds, "SeriesInstanceUID"),
+        "modality": _shown(ds, "Modality"),
         "series_number": count(ds, "SeriesNumber"),
-        "description": text(ds, "SeriesDescription"),
+        "description": _shown(ds, "SeriesDescription"),
         "images": count(ds, "NumberOfSeriesRelatedInstances"),
     }
+
+
+_MAX_SHOWN = 1024  # no text field of these answers is longer (LO: 64 characters)
+
+
+def _shown(ds: Dataset | Answer, keyword: str) -> str:
+    """:func:`text`, safe to print and log: control characters and escape sequences escaped,
+    cut short (an invalid UID then stays invalid and is dropped)."""
+    return printable(text(ds, keyword), _MAX_SHOWN)

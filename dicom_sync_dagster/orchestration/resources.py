@@ -15,8 +15,9 @@ from dagster import ConfigurableResource, EnvVar, Failure, InitResourceContext
 from pydantic import Field
 
 from ..core.selection import Selection
+from ..core.text import printable
 from ..dicom.node import DicomNode, Timeouts
-from ..routes import DEFAULT_ROUTE, OPTION_DEFAULTS, Route, field_names
+from ..routes import DEFAULT_ROUTE, OPTION_DEFAULTS, Route, field_names, request_limits
 from ..settings import (
     CALLING_AE,
     DEFAULT_CALLING_AE,
@@ -31,6 +32,8 @@ from ..settings import (
     node_from_values,
     settings_from_values,
 )
+from .private_files import open_private
+from .stale_runs import lock_text
 
 LOCK_FILE = "dicom-sync{suffix}.lock"  # suffix: Route.state_suffix
 
@@ -123,16 +126,36 @@ class SyncOptionsResource(ConfigurableResource):
         "every image (PACS that file received images in the background).",
     )
 
+    find_deadline: float = Field(
+        default=OPTION_DEFAULTS["find_deadline"],
+        description="Seconds one C-FIND may take from request to its last answer.",
+    )
+    move_no_progress_timeout: float = Field(
+        default=OPTION_DEFAULTS["move_no_progress_timeout"],
+        description="A C-MOVE whose sub-operation counts do not change for this many seconds "
+        "is cancelled (a remote that sends 'pending' and does nothing).",
+    )
+    move_deadline: float = Field(
+        default=OPTION_DEFAULTS["move_deadline"],
+        description="Seconds one C-MOVE (one series) may take in all.",
+    )
+    max_find_answers: int = Field(
+        default=OPTION_DEFAULTS["max_find_answers"],
+        description="Answers taken per C-FIND; then it is cancelled (a study query is then "
+        "asked again in smaller date/time slices, any other fails naming the node).",
+    )
+
     def settings(self, remote: DicomNodeResource, local: DicomNodeResource) -> SyncSettings:
+        timeouts = Timeouts(
+            self.connect_timeout, self.acse_timeout, self.dimse_timeout, self.network_timeout
+        )
         return settings_from_values(
             remote=remote.node_values(),
             local=local.node_values(),
             calling_ae=self.calling_ae,
             move_destination=self.move_destination,
             timezone=self.timezone,
-            timeouts=Timeouts(
-                self.connect_timeout, self.acse_timeout, self.dimse_timeout, self.network_timeout
-            ),
+            timeouts=request_limits(self.model_dump(), timeouts),
             max_parallel_moves=self.max_parallel_moves,
             move_retries=self.move_retries,
             retry_backoff_seconds=self.retry_backoff_seconds,
@@ -215,8 +238,11 @@ class SyncLockResource(ConfigurableResource):
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["SyncLockResource"]:
         path = Path(context.instance.root_directory) / self.file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+") as handle:
+        try:  # never through a link planted at the lock's name; 0600
+            fd = open_private(path)
+        except OSError as exc:
+            raise Failure(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+        with open(fd, "r+", encoding="utf-8") as handle:
             deadline = time.monotonic() + self.wait_seconds
             while True:
                 try:
@@ -225,7 +251,7 @@ class SyncLockResource(ConfigurableResource):
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         handle.seek(0)
-                        holder = handle.read().strip() or "another process"
+                        holder = printable(handle.read(200).strip(), 100) or "another process"
                         raise Failure(
                             f"another sync run is in progress ({holder} holds {path}); "
                             "this run did nothing"
@@ -233,7 +259,7 @@ class SyncLockResource(ConfigurableResource):
                     time.sleep(0.2)
             handle.seek(0)
             handle.truncate()
-            handle.write(f"run {context.run.run_id} (pid {os.getpid()})")
+            handle.write(lock_text(context.run.run_id, os.getpid()))
             handle.flush()
             try:
                 yield self

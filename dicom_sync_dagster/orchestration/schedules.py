@@ -18,6 +18,7 @@ from dagster import (
 from ..routes import Route
 from ..settings import SCHEDULE, TIMEZONE, ConfigError, check_timezone
 from .route_check import check_route
+from .stale_runs import fail_dead_runs
 
 IN_PROGRESS = [
     DagsterRunStatus.QUEUED,
@@ -29,7 +30,9 @@ IN_PROGRESS = [
 
 
 def sync_in_progress(instance, job_name: str) -> str | None:
-    """The id and status of a run of ``job_name`` that has not finished, if any."""
+    """The id and status of a run of ``job_name`` that has not finished, if any (a run whose
+    process died holding the route's lock is marked failed first: stale_runs)."""
+    fail_dead_runs(instance, job_name)
     records = instance.get_run_records(
         filters=RunsFilter(job_name=job_name, statuses=IN_PROGRESS), limit=1
     )

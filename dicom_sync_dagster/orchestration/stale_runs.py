@@ -1,0 +1,90 @@
+"""Runs that died without saying so (SIGKILL, a crash, a power cut) are marked failed, so they
+cannot make the schedule and `dicom-sync run` skip for ever (without the daemon's run
+monitoring nothing else would).
+
+A sync run holds its route's lock file for its whole life and writes its run id and process
+id into it. A run of the route still recorded as started is dead when the lock is free, the
+lock file names that run, and that process is gone. (One host, as the lock itself.)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from pathlib import Path
+
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from ..routes import DEFAULT_ROUTE, state_suffix
+from .private_files import open_private
+
+_HOLDER = re.compile(r"^run ([0-9a-f-]{8,64}) \(pid (\d+)\)$")
+LIVE = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+
+def lock_text(run_id: str, pid: int) -> str:
+    """What a run writes into the lock file it holds."""
+    return f"run {run_id} (pid {pid})"
+
+
+def _route_of(job_name: str) -> str:
+    return DEFAULT_ROUTE if job_name == "dicom_sync" else job_name.removeprefix("sync_")
+
+
+def lock_path(instance: DagsterInstance, job_name: str) -> Path:
+    from .resources import LOCK_FILE  # resources imports this module
+
+    suffix = state_suffix(_route_of(job_name))
+    return Path(instance.root_directory) / LOCK_FILE.format(suffix=suffix)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def dead_holder(path: Path) -> str | None:
+    """The run id the lock file names when the lock is free and that run's process is gone;
+    ``None`` when the lock is held, unreadable, or its process still lives."""
+    try:
+        fd = open_private(path, os.O_RDWR)
+    except OSError:
+        return None  # no lock file (no run got as far as the lock), or a link: not ours
+    with open(fd, encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # a live process holds it
+        try:
+            match = _HOLDER.match(handle.read(200).strip())
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    if match is None or _alive(int(match[2])) or int(match[2]) == os.getpid():
+        return None
+    return match[1]
+
+
+def fail_dead_runs(instance: DagsterInstance, job_name: str) -> list[str]:
+    """Mark failed the started runs of ``job_name`` whose process died holding the route's
+    lock; their run ids."""
+    records = instance.get_run_records(filters=RunsFilter(job_name=job_name, statuses=LIVE))
+    if not records:
+        return []
+    dead = dead_holder(lock_path(instance, job_name))
+    failed = []
+    for record in records:
+        run = record.dagster_run
+        if dead is not None and run.run_id == dead:
+            instance.report_run_failed(
+                run,
+                "the run's process is gone (killed?) and its lock is free: marked failed so "
+                "that the next run can start",
+            )
+            failed.append(run.run_id)
+    return failed

@@ -1,0 +1,173 @@
+"""A run stopped with Ctrl+C, or killed, never blocks the next (issue 14): `dicom-sync run` as
+a real process against a remote that answers its queries and then keeps a C-MOVE 'pending'
+for ever (remaining stuck at 65535), played by the raw-socket peer: no real server does that
+on demand. The local PACS is a real Orthanc."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+
+from .raw_peer import RawPeer, Request, find_rsp, move_rsp, pdata, pdv
+from .test_cli import dicom_sync, project  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.servers
+
+STUDY, SERIES = "1.2.826.0.1.3680043.9.14.1", "1.2.826.0.1.3680043.9.14.2"
+WAIT = 120  # generous: dagster's import and start on a loaded machine
+
+
+def answer() -> bytes:
+    """One answer that serves every query level: the study and its one series of 3 images."""
+    from pydicom.dataset import Dataset
+    from pynetdicom.dsutils import encode
+
+    when = datetime.now(timezone.utc) - timedelta(hours=1)
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = STUDY, SERIES
+    ds.StudyDate, ds.StudyTime = when.strftime("%Y%m%d"), when.strftime("%H%M%S")
+    ds.AccessionNumber, ds.Modality, ds.SeriesNumber = "ACC-14", "CT", 1
+    ds.NumberOfStudyRelatedInstances = ds.NumberOfSeriesRelatedInstances = 3
+    ds.NumberOfStudyRelatedSeries = 1
+    return encode(ds, True, True)
+
+
+class StallingRemote:
+    """Answers C-FINDs; keeps every C-MOVE pending for ever, one response a second."""
+
+    def __init__(self) -> None:
+        self.move_started = threading.Event()
+        self.done = threading.Event()
+        self.peer = RawPeer(self.script)
+
+    def script(self, peer: RawPeer, conn, request: Request) -> None:
+        context, message_id = request.context_id, request.message_id
+        if request.command_field == 0x0020:
+            conn.sendall(
+                pdata(
+                    pdv(context, 3, find_rsp(0xFF00, message_id)),
+                    pdv(context, 2, answer()),
+                    pdv(context, 3, find_rsp(0x0000, message_id, has_data=False)),
+                )
+            )
+            return
+        self.move_started.set()
+        pending = move_rsp(0xFF00, message_id, NumberOfRemainingSuboperations=65535)
+
+        def stall() -> None:
+            with contextlib.suppress(OSError):
+                while not self.done.is_set():
+                    conn.sendall(pdata(pdv(context, 3, pending)))
+                    self.done.wait(1.0)
+
+        threading.Thread(target=stall, daemon=True).start()
+
+    def close(self) -> None:
+        self.done.set()
+        self.peer.close()
+
+
+@pytest.fixture
+def stalling_remote():
+    remote = StallingRemote()
+    yield remote
+    remote.close()
+
+
+def environment(remote: StallingRemote, local_orthanc) -> dict[str, str]:
+    return {
+        "DICOM_SYNC_CALLING_AE": "DICOMSYNC",
+        "DICOM_SYNC_REMOTE_AE": "STALLING",
+        "DICOM_SYNC_REMOTE_HOST": "127.0.0.1",
+        "DICOM_SYNC_REMOTE_PORT": str(remote.peer.port),
+        "DICOM_SYNC_LOCAL_AE": local_orthanc.node.ae_title,
+        "DICOM_SYNC_LOCAL_HOST": "127.0.0.1",
+        "DICOM_SYNC_LOCAL_PORT": str(local_orthanc.node.port),
+        "DICOM_SYNC_TIMEZONE": "UTC",
+    }
+
+
+def start_run(env: dict[str, str], folder) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dicom_sync_dagster.cli", "run", "--once"],
+        env={**clean, **env},
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+
+
+def runs(folder) -> list:
+    os.environ["DAGSTER_HOME"] = str(folder)
+    try:
+        with DagsterInstance.get() as instance:
+            return [r.dagster_run for r in instance.get_run_records()]
+    finally:
+        del os.environ["DAGSTER_HOME"]
+
+
+def test_ctrl_c_to_the_process_group_stops_a_move_pending_for_ever_within_seconds(
+    project,  # noqa: F811
+    stalling_remote,
+    local_orthanc,
+):
+    """Before: Ctrl+C to the process group did nothing for 60 s (the move's worker thread
+    waited on, each 'pending' restarting the DIMSE timeout)."""
+    env = environment(stalling_remote, local_orthanc)
+    process = start_run(env, project)
+    try:
+        assert stalling_remote.move_started.wait(WAIT), process.communicate(timeout=5)[0]
+        time.sleep(1.0)  # a few 'pending' responses in
+        os.killpg(process.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        out, _ = process.communicate(timeout=60)
+        stopped_in = time.monotonic() - interrupted
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    assert stopped_in < 15, out  # C-CANCEL, a 2 s grace, A-ABORT, then the run's end
+    assert process.returncode in (1, 130), out
+    [run] = runs(project)
+    assert run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+    assert stalling_remote.peer.cancelled.is_set()  # the remote was told to stop
+
+
+def test_a_run_killed_mid_move_does_not_make_the_next_run_skip(
+    project,  # noqa: F811
+    stalling_remote,
+    local_orthanc,
+):
+    """Before: after SIGKILL the run stayed 'started' and every later `dicom-sync run`
+    skipped with exit 3, for ever (no daemon to notice)."""
+    env = environment(stalling_remote, local_orthanc)
+    process = start_run(env, project)
+    try:
+        assert stalling_remote.move_started.wait(WAIT), process.communicate(timeout=5)[0]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    [killed] = runs(project)
+    assert killed.status is DagsterRunStatus.STARTED  # what the kill left behind
+
+    after = dicom_sync(["run", "--once", "--dry-run"], env, project)
+
+    assert after.returncode != 3 and "Skipped" not in after.stdout, after.stdout + after.stderr
+    assert after.returncode == 0, after.stdout + after.stderr
+    status = {run.run_id: run.status for run in runs(project)}
+    assert status[killed.run_id] is DagsterRunStatus.FAILURE

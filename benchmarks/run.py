@@ -26,8 +26,9 @@ import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench_cases import CASES, Context, Row, Sizes
-from bench_site import say
+from bench_cases import CASES
+from bench_common import Context, Row, Sizes
+from bench_site import dcmtk, say
 
 
 def machine() -> str:
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (2 if args.quick else 5)
     if repeat < 1:
         parser.error("--repeat must be >= 1")
-    missing = [b for b in ("findscu", "movescu", "dump2dcm") if not shutil.which(b)]
+    missing = [b for b in ("findscu", "movescu", "dump2dcm") if not dcmtk(b)]
     if not (shutil.which("Orthanc") or Path("/usr/sbin/Orthanc").exists()):
         missing.append("Orthanc")
     if missing:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_site import Site, store_parallel
+from bench_site import Site, say, store_parallel
 
 from dicom_sync_dagster.sandbox import LOOPBACK, free_port
 from dicom_sync_dagster.synthetic import SyntheticStudy
@@ -162,6 +162,10 @@ def dagster_dev(
     port = free_port()
     log = folder / "dagster_dev.log"
     command = ["dev", "-h", LOOPBACK, "-p", str(port), "-m", "dicom_sync_dagster.definitions"]
+    say(
+        f"command: python -m dagster {' '.join(command)} (DAGSTER_HOME={home}, "
+        f"DICOM_SYNC_SCHEDULE={'not set' if schedule is None else schedule})"
+    )
     started = time.monotonic()
     with open(log, "wb") as out:
         process = subprocess.Popen(

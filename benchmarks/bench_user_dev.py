@@ -168,7 +168,17 @@ def case_idle(ctx: Context) -> list[Row]:
     return _idle_rows(count, per_minute, growth, block, cpu_ref, wall_ref, runs, ticks, found)
 
 
-def _idle_rows(count, per_minute, growth, block, cpu_ref, wall_ref, runs, ticks, found):
+def _idle_rows(
+    count: int,
+    per_minute: dict[str, list[dict[str, float]]],
+    growth: dict[str, list[int]],
+    block: int,
+    cpu_ref: float,
+    wall_ref: float,
+    runs: int,
+    ticks: list[dict],
+    found: dict[str, list[float]],
+) -> list[Row]:
     totals = {phase: [sum(m.values()) for m in ms] for phase, ms in per_minute.items()}
     on, off = median(totals["on"]), median(totals["off"])
     kb = {phase: sum(g) / 1024 / (block * len(g)) for phase, g in growth.items()}

@@ -5,24 +5,32 @@ Every case returns :class:`Row` objects for the table; rows without a goal are f
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
+from bench_common import (
+    BIN,
+    HERE,
+    Context,
+    Row,
+    check,
+    dagster_dev,
+    dagster_env,
+    dagster_home,
+    seed_both,
+    single_image_studies,
+    small_synced_site,
+    wait_loaded,
+)
 from bench_site import (
     CALLING_AE,
     QUIET,
     Site,
+    dcmtk_path,
     findscu_series_command,
     findscu_studies_command,
     median,
@@ -39,77 +47,14 @@ from bench_site import (
 from dicom_sync_dagster.core.selection import Mode
 from dicom_sync_dagster.cycle import Cycle, Plan, plan_cycle, query_studies, transfer
 from dicom_sync_dagster.dicom import open_session, queries
-from dicom_sync_dagster.sandbox import LOOPBACK, free_port
+from dicom_sync_dagster.sandbox import LOOPBACK
 from dicom_sync_dagster.synthetic import SyntheticStudy
-
-REPO = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
-
-
-@dataclass(frozen=True)
-class Sizes:
-    move_images: int = 500
-    parallel_series: int = 4
-    parallel_images: int = 200
-    query_studies: int = 2000
-    drill_studies: int = 200
-    findscu_per_round: int = 10
-    small_site_studies: int = 10
-    memory_studies: int = 20000
-    memory_seed_sample: int = 500
-    memory_seed_budget_s: float = 300.0
-
-    @classmethod
-    def quick(cls) -> Sizes:
-        return cls(
-            move_images=100,
-            parallel_images=50,
-            query_studies=300,
-            drill_studies=40,
-            findscu_per_round=5,
-            small_site_studies=5,
-            memory_studies=2000,
-            memory_seed_sample=200,
-        )
-
-
-@dataclass
-class Context:
-    work: Path
-    sizes: Sizes
-    repeat: int
-    memory_mode: str = "auto"
-    dagster_yaml: Path = REPO / "dagster.yaml"
-
-    def folder(self, name: str) -> Path:
-        path = self.work / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-
-@dataclass
-class Row:
-    case: str
-    metric: str
-    tool: float | None
-    reference: float | None = None
-    ratio: float | None = None
-    goal: str = ""
-    ok: bool | None = None
-    note: str = ""
-    samples: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _plan(cycle: Cycle) -> Plan:
     remote = query_studies(cycle, cycle.settings.remote)
     local = query_studies(cycle, cycle.settings.local)
     return plan_cycle(cycle, remote, local, QUIET)
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise RuntimeError(message)
 
 
 def _throughput_rows(
@@ -146,23 +91,23 @@ def case_move(ctx: Context) -> list[Row]:
         say(f"1 move: seeded {images} images in {seconds:.1f} s")
         cycle = site.cycle(Mode.smallest)
         plan = _plan(cycle)
-        _check(len(plan.moves) == 1, f"expected one series to move, plan has {len(plan.moves)}")
+        check(len(plan.moves) == 1, f"expected one series to move, plan has {len(plan.moves)}")
         study_uid, series_uid = study.study_uid, study.series_uids[0]
 
         def fresh_local() -> None:
             site.delete_on_local(series_uid, "Series")
-            _check(site.local_series_images(series_uid) == 0, "local still has the series")
+            check(site.local_series_images(series_uid) == 0, "local still has the series")
 
         def arrived() -> None:
             got = site.local_series_images(series_uid)
-            _check(got == images, f"local has {got} of {images} images after the move")
+            check(got == images, f"local has {got} of {images} images after the move")
 
         def tool() -> float:
             fresh_local()
             started = time.monotonic()
             run = transfer(cycle, plan, QUIET)
             seconds = time.monotonic() - started
-            _check(run.transfers[0].transferred, f"tool did not transfer: {run.transfers[0]}")
+            check(run.transfers[0].transferred, f"tool did not transfer: {run.transfers[0]}")
             arrived()
             return images / seconds
 
@@ -172,7 +117,7 @@ def case_move(ctx: Context) -> list[Row]:
                 started = time.monotonic()
                 result = session.move_series(study_uid, series_uid, "LOCAL")
                 seconds = time.monotonic() - started
-            _check(result.completed == images, f"move_series: {result}")
+            check(result.completed == images, f"move_series: {result}")
             arrived()
             return images / seconds
 
@@ -207,22 +152,22 @@ def case_parallel(ctx: Context) -> list[Row]:
         say(f"2 parallel: seeded {images} images in {seconds:.1f} s")
         cycle = site.cycle(Mode.all, max_parallel_moves=count)
         plan = _plan(cycle)
-        _check(len(plan.moves) == count, f"expected {count} series, plan has {len(plan.moves)}")
+        check(len(plan.moves) == count, f"expected {count} series, plan has {len(plan.moves)}")
 
         def fresh_local() -> None:
             site.delete_on_local(study.study_uid, "Study")
-            _check(not site.local_ids(study.study_uid, "Study"), "local still has the study")
+            check(not site.local_ids(study.study_uid, "Study"), "local still has the study")
 
         def arrived() -> None:
             got = [site.local_series_images(uid) for uid in study.series_uids]
-            _check(got == [size] * count, f"local has {got} images per series after the moves")
+            check(got == [size] * count, f"local has {got} images per series after the moves")
 
         def tool() -> float:
             fresh_local()
             started = time.monotonic()
             run = transfer(cycle, plan, QUIET)
             seconds = time.monotonic() - started
-            _check(all(t.transferred for t in run.transfers), "tool did not transfer all")
+            check(all(t.transferred for t in run.transfers), "tool did not transfer all")
             arrived()
             return images / seconds
 
@@ -244,30 +189,11 @@ def case_parallel(ctx: Context) -> list[Row]:
 # -- 3. nothing missing, 2,000 studies on both: query + plan vs two findscu --------------------
 
 
-def _single_image_studies(site: Site, count: int, hours: float) -> list[SyntheticStudy]:
-    step = hours * 3600 / max(count, 1)
-    return [
-        SyntheticStudy(site.ago(seconds=60 + i * step), [1], accession=f"B{i:06d}")
-        for i in range(count)
-    ]
-
-
-def _seed_both(site: Site, studies: list[SyntheticStudy]) -> float:
-    """The same instances on both servers, stored at once (each thread its own Dataset objects:
-    pynetdicom encodes in place, so two threads must not share them)."""
-    return store_parallel(
-        [
-            (site.remote.node, [ds for study in studies for ds in study.datasets()]),
-            (site.local.node, [ds for study in studies for ds in study.datasets()]),
-        ]
-    )
-
-
 def case_query(ctx: Context) -> list[Row]:
     count = ctx.sizes.query_studies
     with Site.start(ctx.folder("3-query")) as site:
-        studies = _single_image_studies(site, count, hours=23)
-        seconds = _seed_both(site, studies)
+        studies = single_image_studies(site, count, hours=23)
+        seconds = seed_both(site, studies)
         say(f"3 query: seeded {count} studies on both in {seconds:.1f} s "
             f"({2 * count / seconds:.0f} images/s)")  # fmt: skip
         cycle = site.cycle(Mode.smallest, window_hours=24)
@@ -282,9 +208,9 @@ def case_query(ctx: Context) -> list[Row]:
             queried_local = time.monotonic()
             plan = plan_cycle(cycle, remote, local, QUIET)
             done = time.monotonic()
-            _check(len(remote) == count and len(local) == count, "not every study was found")
-            _check(plan.windowed_studies == count, f"windowed {plan.windowed_studies} of {count}")
-            _check(plan.moves.empty and not any(plan.queries.values()), f"{plan.queries}")
+            check(len(remote) == count and len(local) == count, "not every study was found")
+            check(plan.windowed_studies == count, f"windowed {plan.windowed_studies} of {count}")
+            check(plan.moves.empty and not any(plan.queries.values()), f"{plan.queries}")
             parts["query remote"].append(queried_remote - started)
             parts["query local"].append(queried_local - queried_remote)
             parts["plan_cycle"].append(done - queried_local)
@@ -347,7 +273,7 @@ def case_drilldown(ctx: Context) -> list[Row]:
             plan = plan_cycle(cycle, remote, local, QUIET)
             seconds = time.monotonic() - started
             made = plan.queries["remote_series_queries"] + plan.queries["local_series_queries"]
-            _check(made == 2 * count, f"expected {2 * count} series queries: {plan.queries}")
+            check(made == 2 * count, f"expected {2 * count} series queries: {plan.queries}")
             if len(plan.moves) != count:
                 reasons = plan.moves["reason"].value_counts().to_dict()
                 say(f"4 drill-down: WARNING: expected {count} series to move, plan has "
@@ -362,7 +288,8 @@ def case_drilldown(ctx: Context) -> list[Row]:
 
         def one_association() -> float:
             node = cycle.settings.remote
-            command = ["findscu", "-S", "-aet", CALLING_AE, "-aec", node.ae_title, LOOPBACK]
+            command = [dcmtk_path("findscu"), "-S", "-aet", CALLING_AE, "-aec", node.ae_title]
+            command += [LOOPBACK]
             command += [str(node.port), *map(str, files[node.role])]
             return 1000 * run_quiet(command) / len(sample)
 
@@ -407,35 +334,13 @@ def case_drilldown(ctx: Context) -> list[Row]:
 # -- 5. dicom-sync run --once with nothing to do -----------------------------------------------
 
 
-def _small_synced_site(ctx: Context, name: str) -> Site:
-    site = Site.start(ctx.folder(name))
-    studies = _single_image_studies(site, ctx.sizes.small_site_studies, hours=6)
-    _seed_both(site, studies)
-    return site
-
-
-def _dagster_env(site: Site, home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
-    env.update(site.env())
-    env.update(extra)
-    env["DAGSTER_HOME"] = str(home)
-    return env
-
-
-def _dagster_home(folder: Path, dagster_yaml: Path) -> Path:
-    home = folder / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(dagster_yaml, home / "dagster.yaml")
-    return home
-
-
 def case_cli(ctx: Context) -> list[Row]:
     folder = ctx.folder("5-cli")
-    with _small_synced_site(ctx, "5-cli") as site:
-        home = _dagster_home(folder, ctx.dagster_yaml)
+    with small_synced_site(ctx, "5-cli") as site:
+        home = dagster_home(folder, ctx.dagster_yaml)
         cwd = folder / "cwd"  # not the repo: the CLI would read a .env there
         cwd.mkdir(exist_ok=True)
-        env = _dagster_env(site, home)
+        env = dagster_env(site, home)
         command = [str(BIN / "dicom-sync"), "run", "--once"]
 
         def tool() -> float:
@@ -474,64 +379,6 @@ def case_cli(ctx: Context) -> list[Row]:
 
 
 # -- 6. a run launched in dagster dev over GraphQL ---------------------------------------------
-
-
-@contextlib.contextmanager
-def _dagster_dev(
-    site: Site, folder: Path, dagster_yaml: Path
-) -> Iterator[tuple[subprocess.Popen, int, Path, float]]:
-    home = _dagster_home(folder, dagster_yaml)
-    cwd = folder / "cwd"
-    cwd.mkdir(exist_ok=True)
-    env = _dagster_env(site, home, DICOM_SYNC_SCHEDULE="off")
-    port = free_port()
-    log = folder / "dagster_dev.log"
-    command = ["dev", "-h", LOOPBACK, "-p", str(port), "-m", "dicom_sync_dagster.definitions"]
-    started = time.monotonic()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dagster", *command],
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped as a whole below
-        )
-    try:
-        yield process, port, home, started
-    finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # the group of the child we started
-        process.wait(5)
-
-
-_WORKSPACE = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
-
-
-def _wait_loaded(process: subprocess.Popen, port: int, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        _check(process.poll() is None, f"dagster dev exited with {process.returncode}")
-        try:
-            request = urllib.request.Request(
-                f"http://{LOOPBACK}:{port}/graphql",
-                data=json.dumps({"query": _WORKSPACE}).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=5) as response:
-                body = json.loads(response.read())
-            entries = body["data"]["workspaceOrError"]["locationEntries"]
-            if entries and entries[0]["loadStatus"] == "LOADED":
-                return
-        except (OSError, urllib.error.URLError, KeyError, TypeError, ValueError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"dagster dev did not load the code location in {seconds} s")
 
 
 def _run_phases(home: Path, runs: list[tuple[str, float]]) -> dict[str, list[float]]:
@@ -574,10 +421,10 @@ def case_dev(ctx: Context) -> list[Row]:
     folder = ctx.folder("6-dev")
     terminal = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     with (
-        _small_synced_site(ctx, "6-dev") as site,
-        _dagster_dev(site, folder, ctx.dagster_yaml) as (process, port, home, started),
+        small_synced_site(ctx, "6-dev") as site,
+        dagster_dev(site, folder, ctx.dagster_yaml) as (process, port, home, started),
     ):
-        _wait_loaded(process, port)
+        wait_loaded(process, port)
         startup = time.monotonic() - started
         say(f"6 dagster dev: code location loaded {startup:.1f} s after start")
         client = DagsterGraphQLClient(LOOPBACK, port_number=port)
@@ -590,11 +437,11 @@ def case_dev(ctx: Context) -> list[Row]:
             )
             status = client.get_run_status(run_id)
             while status not in terminal:
-                _check(time.monotonic() - submitted < 180, f"run {run_id} still {status}")
+                check(time.monotonic() - submitted < 180, f"run {run_id} still {status}")
                 time.sleep(0.05)
                 status = client.get_run_status(run_id)
             seconds = time.monotonic() - submitted
-            _check(status == DagsterRunStatus.SUCCESS, f"run {run_id} ended {status}")
+            check(status == DagsterRunStatus.SUCCESS, f"run {run_id} ended {status}")
             runs.append((run_id, submitted_wall))
             return seconds
 
@@ -635,9 +482,9 @@ def _memory_child(args: list[str]) -> dict[str, object]:
 def case_memory(ctx: Context) -> list[Row]:
     count = ctx.sizes.memory_studies
     with Site.start(ctx.folder("7-memory")) as site:
-        studies = _single_image_studies(site, count, hours=23)
+        studies = single_image_studies(site, count, hours=23)
         sample = ctx.sizes.memory_seed_sample
-        seconds = _seed_both(site, studies[:sample])
+        seconds = seed_both(site, studies[:sample])
         rate = 2 * sample / seconds
         estimate = 2 * (count - sample) / rate
         say(f"7 memory: seeding rate {rate:.0f} images/s (both servers at once): the other "
@@ -646,7 +493,7 @@ def case_memory(ctx: Context) -> list[Row]:
         if mode == "auto":
             mode = "real" if estimate <= ctx.sizes.memory_seed_budget_s else "synthetic"
         if mode == "real":
-            seconds = _seed_both(site, studies[sample:])
+            seconds = seed_both(site, studies[sample:])
             say(f"7 memory: seeded the other {count - sample} studies on both in {seconds:.0f} s")
             how = (
                 f"real: {count} studies x 1 image seeded on both Orthancs, measured "
@@ -669,7 +516,7 @@ def case_memory(ctx: Context) -> list[Row]:
 
         def tool() -> float:
             result = _memory_child(args)
-            _check(result["windowed"] == count, f"windowed {result['windowed']} of {count}")
+            check(result["windowed"] == count, f"windowed {result['windowed']} of {count}")
             results.append(result)
             return float(result["peak_rss_mb"])  # type: ignore[arg-type]
 

@@ -209,9 +209,31 @@ def store_parallel(jobs: Sequence[tuple[DicomNode, Sequence[Dataset]]]) -> float
 # -- DCMTK reference commands ------------------------------------------------------------------
 
 
+def dcmtk(name: str) -> str | None:
+    """The path of DCMTK's ``name`` on PATH, skipping Python scripts of that name: pynetdicom
+    installs its own ``findscu``/``movescu`` into the venv's bin, which comes first on PATH in
+    an activated venv and would make the reference a Python program."""
+    for folder in os.get_exec_path():
+        path = Path(folder) / name
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            continue
+        with open(path, "rb") as handle:
+            first = handle.readline(200)
+        if not (first.startswith(b"#!") and b"python" in first):
+            return str(path)
+    return None
+
+
+def dcmtk_path(name: str) -> str:
+    path = dcmtk(name)
+    if path is None:
+        raise RuntimeError(f"DCMTK's {name} is not on PATH (Debian package dcmtk)")
+    return path
+
+
 def movescu_command(site: Site, study_uid: str, series_uid: str) -> list[str]:
     return [
-        "movescu", "-S", "-aet", CALLING_AE, "-aec", REMOTE_AE, "-aem", LOCAL_AE,
+        dcmtk_path("movescu"), "-S", "-aet", CALLING_AE, "-aec", REMOTE_AE, "-aem", LOCAL_AE,
         "-k", "QueryRetrieveLevel=SERIES",
         "-k", f"StudyInstanceUID={study_uid}",
         "-k", f"SeriesInstanceUID={series_uid}",
@@ -226,7 +248,7 @@ SERIES_KEYS = ("SeriesInstanceUID", *queries.SERIES_RETURN_KEYS)
 
 def findscu_studies_command(node: DicomNode, date_range: str) -> list[str]:
     """The same STUDY-level query and return keys the tool sends (queries.studies_by_date)."""
-    command = ["findscu", "-S", "-aet", CALLING_AE, "-aec", node.ae_title]
+    command = [dcmtk_path("findscu"), "-S", "-aet", CALLING_AE, "-aec", node.ae_title]
     command += ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyDate={date_range}"]
     for key in STUDY_KEYS:
         command += ["-k", key]
@@ -235,7 +257,7 @@ def findscu_studies_command(node: DicomNode, date_range: str) -> list[str]:
 
 def findscu_series_command(node: DicomNode, study_uid: str) -> list[str]:
     """The same SERIES-level query the tool sends per study (queries.series_of_study)."""
-    command = ["findscu", "-S", "-aet", CALLING_AE, "-aec", node.ae_title]
+    command = [dcmtk_path("findscu"), "-S", "-aet", CALLING_AE, "-aec", node.ae_title]
     command += ["-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={study_uid}"]
     for key in SERIES_KEYS:
         command += ["-k", key]
@@ -257,7 +279,7 @@ def series_query_file(folder: Path, study_uid: str) -> Path:
     ]
     dump.write_text("\n".join(lines) + "\n")
     out = folder / f"{study_uid}.dcm"
-    subprocess.run(["dump2dcm", str(dump), str(out)], check=True, capture_output=True)
+    subprocess.run([dcmtk_path("dump2dcm"), str(dump), str(out)], check=True, capture_output=True)
     return out
 
 

@@ -26,8 +26,12 @@ import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench_cases import CASES, Context, Row, Sizes
-from bench_site import say
+from bench_cases import CASES as PART_CASES
+from bench_common import Context, Row, Sizes
+from bench_site import dcmtk, say
+from bench_user import CASES as USER_CASES
+
+CASES = {**PART_CASES, **USER_CASES}
 
 
 def machine() -> str:
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dagster-yaml",
         type=Path,
-        help="cases 5-6: use this instance config instead of the repo's dagster.yaml "
+        help="cases 5-6 and 8-12: use this instance config instead of the repo's dagster.yaml "
         "(to try a change before making it)",
     )
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (2 if args.quick else 5)
     if repeat < 1:
         parser.error("--repeat must be >= 1")
-    missing = [b for b in ("findscu", "movescu", "dump2dcm") if not shutil.which(b)]
+    missing = [b for b in ("findscu", "movescu", "dump2dcm") if not dcmtk(b)]
     if not (shutil.which("Orthanc") or Path("/usr/sbin/Orthanc").exists()):
         missing.append("Orthanc")
     if missing:

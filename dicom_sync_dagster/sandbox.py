@@ -6,6 +6,7 @@ with its storage in a folder of ours, and is stopped by PID.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .dicom.node import DicomNode
@@ -44,6 +46,68 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20.0) -
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {LOOPBACK}:{port} after {seconds}s")
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` itself listens on (Linux /proc): a port that answers
+    may belong to another process that took it between ``free_port()`` and our bind."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+class PortTaken(RuntimeError):
+    """The server exited before listening: typically another process had its port."""
+
+
+def wait_until_listening(
+    ports: list[int], process: subprocess.Popen, seconds: float = 20.0
+) -> None:
+    """Wait until ``process`` itself listens on every one of ``ports``; ``PortTaken`` when it
+    exits first. (A connection alone can reach another process's server on the same port.)"""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise PortTaken(f"server exited with {process.returncode} before listening on {ports}")
+        if set(ports) <= listening_ports(process.pid):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the server does not listen on {LOOPBACK}:{ports} after {seconds}s")
+
+
+START_ATTEMPTS = 5  # fresh ports each time the chosen ones were taken meanwhile
+
+
+def start_listening(
+    launch: Callable[[], subprocess.Popen],
+    ports: Callable[[], list[int]],
+    repick: Callable[[], bool],
+    seconds: float = 20.0,
+) -> subprocess.Popen:
+    """``launch()`` a server until it listens on its ``ports()`` itself; when it exits first
+    (its port taken by another process since ``free_port()``), ``repick()`` fresh ports and
+    launch again; ``repick()`` returns False for ports the caller chose (then: raise)."""
+    for attempt in range(START_ATTEMPTS):
+        process = launch()
+        try:
+            wait_until_listening(ports(), process, seconds)
+            return process
+        except PortTaken:
+            if attempt == START_ATTEMPTS - 1 or not repick():
+                raise
+    raise AssertionError("unreachable")
 
 
 def stop_process(process: subprocess.Popen, seconds: float = 10.0) -> None:
@@ -95,11 +159,25 @@ class OrthancServer:
         self.extra = extra or {}  # more Orthanc settings, e.g. {"LimitFindResults": 5}
         self.node = DicomNode(ae_title.lower(), ae_title, LOOPBACK, port or free_port())
         self.http_port = free_port()
+        self.fixed_port = port is not None
         self.peers = peers
         self.tls = tls
         self.process: subprocess.Popen | None = None
 
     def start(self) -> OrthancServer:
+        self.process = start_listening(
+            self._launch, lambda: [self.node.port, self.http_port], self._repick
+        )
+        self._check_loopback(self.node.port, self.http_port)
+        return self
+
+    def _repick(self) -> bool:
+        self.http_port = free_port()
+        if not self.fixed_port:
+            self.node = replace(self.node, port=free_port())
+        return True  # a fixed DICOM port may have met a taken HTTP port: try again
+
+    def _launch(self) -> subprocess.Popen:
         binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
         self.folder.mkdir(parents=True, exist_ok=True)
         config = {
@@ -130,13 +208,9 @@ class OrthancServer:
         (self.folder / "orthanc.json").write_text(json.dumps(config, indent=2))
         log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 - kept open for the child
         env = loopback_env({**os.environ, "TCP_NODELAY": "1"})  # else Nagle: ~11 images/s
-        self.process = subprocess.Popen(
+        return subprocess.Popen(
             [binary, str(self.folder / "orthanc.json")], stdout=log, stderr=log, env=env
         )
-        wait_for_port(self.node.port, self.process)
-        wait_for_port(self.http_port, self.process)
-        self._check_loopback(self.node.port, self.http_port)
-        return self
 
     def _check_loopback(self, *ports: int) -> None:
         try:
@@ -176,6 +250,19 @@ class DcmqrscpServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> DcmqrscpServer:
+        self.process = start_listening(self._launch, lambda: [self.node.port], self._repick)
+        try:
+            check_loopback(f"dcmqrscp {self.node.ae_title}", self.node.port)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _repick(self) -> bool:
+        self.node = replace(self.node, port=free_port())
+        return True
+
+    def _launch(self) -> subprocess.Popen:
         storage = self.folder / "db"
         storage.mkdir(parents=True, exist_ok=True)
         hosts = "\n".join(
@@ -187,19 +274,12 @@ class DcmqrscpServer:
             f"AETable BEGIN\n{self.node.ae_title} {storage} RW (500, 1024mb) ANY\nAETable END\n"
         )
         log = open(self.folder / "dcmqrscp.log", "ab")  # noqa: SIM115 - kept open for the child
-        self.process = subprocess.Popen(
+        return subprocess.Popen(
             ["dcmqrscp", "-c", str(self.folder / "dcmqrscp.cfg")],
             stdout=log,
             stderr=log,
             env=loopback_env({**os.environ, "TCP_NODELAY": "1"}),
         )
-        wait_for_port(self.node.port, self.process)
-        try:
-            check_loopback(f"dcmqrscp {self.node.ae_title}", self.node.port)
-        except Exception:
-            self.stop()
-            raise
-        return self
 
     def stop(self) -> None:
         if self.process:
@@ -214,10 +294,22 @@ class QrscpServer:
     ) -> None:
         self.folder = folder
         self.node = DicomNode(ae_title.lower(), ae_title, LOOPBACK, port or free_port())
+        self.fixed_port = port is not None
         self.peers = peers
         self.process: subprocess.Popen | None = None
 
     def start(self) -> QrscpServer:
+        self.process = start_listening(
+            self._launch, lambda: [self.node.port], self._repick, seconds=60
+        )
+        return self
+
+    def _repick(self) -> bool:
+        if not self.fixed_port:
+            self.node = replace(self.node, port=free_port())
+        return not self.fixed_port
+
+    def _launch(self) -> subprocess.Popen:
         self.folder.mkdir(parents=True, exist_ok=True)
         destinations = "".join(
             f"[{p.ae_title}]\n    address: {p.host}\n    port: {p.port}\n" for p in self.peers
@@ -232,14 +324,12 @@ class QrscpServer:
             "    log_identifier: False\n" + destinations
         )
         log = open(self.folder / "qrscp.log", "ab")  # noqa: SIM115 - kept open for the child
-        self.process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "pynetdicom", "qrscp", "-c", str(self.folder / "qrscp.ini")],
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
-        wait_for_port(self.node.port, self.process, seconds=60)
-        return self
 
     def stop(self) -> None:
         if self.process:

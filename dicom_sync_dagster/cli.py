@@ -13,22 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from dotenv import dotenv_values
-
+from .envfile import load_dotenv
 from .exit_codes import EXIT_BUSY, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .routes import MAX_WINDOW_HOURS, Route, load_routes
 from .settings import IMAGE_LIMIT, MODE, ConfigError, check_selection, settings_from_env
 
 INTERVAL_SECONDS = 60
-
-
-def load_dotenv(folder: Path) -> None:
-    """Read ``folder/.env`` like `dagster dev` does; variables already set win."""
-    env_file = folder / ".env"
-    if env_file.is_file():
-        for key, value in dotenv_values(env_file).items():
-            if value is not None:
-                os.environ.setdefault(key, value)
 
 
 def ensure_dagster_home() -> Path:
@@ -238,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser(argv).parse_args(argv)
     # Run history, logs and state files hold accession numbers and UIDs: ours alone (0600/0700).
     os.umask(os.umask(0o077) | 0o077)
-    load_dotenv(Path.cwd())
+    replaced = load_dotenv(Path.cwd())
+    if replaced:  # the rule `dagster dev` applies too; names only, values may be secrets
+        print(f"note: .env overrides the environment for {', '.join(replaced)}", file=sys.stderr)
     try:
         return args.handler(args)
     except ConfigError as exc:

@@ -125,7 +125,11 @@ def _listening(port: int) -> bool:
 
 
 def _start(
-    tmp_path: Path, site_env: dict[str, str], routes: str = "", schedule: str = "off"
+    tmp_path: Path,
+    site_env: dict[str, str],
+    routes: str = "",
+    schedule: str = "off",
+    dotenv: str = "",
 ) -> DagsterDev:
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -134,6 +138,8 @@ def _start(
     cwd.mkdir()
     if routes:  # as a site keeps it: dicom_sync.yaml in the folder dagster dev starts in
         (cwd / "dicom_sync.yaml").write_text(routes)
+    if dotenv:
+        (cwd / ".env").write_text(dotenv)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
     env.update(site_env)
     env.pop("DICOM_SYNC_MODE", None)

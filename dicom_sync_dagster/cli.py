@@ -63,7 +63,10 @@ def _failure_messages(result) -> list[str]:
     for event in result.all_node_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.event_specific_data.error
-            messages.append(f"{event.node_name}: {error.message.strip() if error else 'failed'}")
+            text = error.message.strip() if error else "failed"
+            if error and error.cls_name == "Failure":  # expected: its description says why
+                text = text.split("Failure: ", 1)[-1]
+            messages.append(f"{event.node_name}: {text}")
     return messages
 
 

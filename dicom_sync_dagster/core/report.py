@@ -155,8 +155,9 @@ def arrival_minutes(transfers: list[Transfer]) -> list[float]:
     """Minutes from study time to confirmed arrival on the local PACS, per transferred series
     whose study has a date and time."""
     return [
-        (datetime.fromisoformat(t.finished_at) - datetime.fromisoformat(t.study_datetime))
-        .total_seconds()
+        (
+            datetime.fromisoformat(t.finished_at) - datetime.fromisoformat(t.study_datetime)
+        ).total_seconds()
         / 60
         for t in transfers
         if t.transferred and t.study_datetime and t.finished_at
@@ -177,6 +178,16 @@ def archive_figures(summary: CycleSummary, transfers: list[Transfer]) -> dict[st
         figures["minutes_to_arrival_median"] = round(median(minutes), 1)
         figures["minutes_to_arrival_max"] = round(max(minutes), 1)
     return figures
+
+
+def failure_causes(errors: list[str], shown: int = 3) -> str:
+    """The distinct errors of the failed series, most frequent first, with how many series
+    each: one line for a run failure instead of the same error once per series."""
+    counts = pd.Series([e or "no error recorded" for e in errors], dtype=object).value_counts()
+    parts = [f"{count} series: {error}" for error, count in counts.head(shown).items()]
+    if len(counts) > shown:
+        parts.append(f"{int(counts.iloc[shown:].sum())} series: {len(counts) - shown} other errors")
+    return " | ".join(parts)
 
 
 def over_limit(streaks: dict[str, tuple[int, str]], limit: int) -> dict[str, tuple[int, str]]:

@@ -64,3 +64,19 @@ def outcome_for_status(code: int) -> MoveOutcome:
     if category == STATUS_WARNING:
         return MoveOutcome.WARNING
     return MoveOutcome.FAILURE  # failure, or a code pynetdicom does not know
+
+
+MOVE_DESTINATION_UNKNOWN = 0xA801
+
+
+def no_transfer_cause(code: int | None, destination: str, remote_ae: str) -> str:
+    """Why a C-MOVE that failed before any sub-operation most likely did: the remote does
+    not know the move destination, or cannot reach it (Orthanc answers both with 0xC000)."""
+    fix = f"add it, with the local PACS's host and port, to the DICOM nodes {remote_ae} knows"
+    if code == MOVE_DESTINATION_UNKNOWN:
+        return f"the remote PACS {remote_ae} does not know move destination {destination} ({fix})"
+    return (
+        f"no image sent: most likely the remote PACS {remote_ae} does not know move destination "
+        f"{destination} ({fix}) or cannot reach it (check the host and port it has for "
+        f"{destination}, and firewalls)"
+    )

@@ -36,7 +36,13 @@ from .errors import (
     ServiceRefused,
 )
 from .node import DicomNode, Timeouts
-from .outcomes import MoveOutcome, MoveResult, describe_status, outcome_for_status
+from .outcomes import (
+    MoveOutcome,
+    MoveResult,
+    describe_status,
+    no_transfer_cause,
+    outcome_for_status,
+)
 from .raw_responses import (
     ERROR_COMMENT,
     RESPONSE_FIELD,
@@ -276,6 +282,9 @@ class DicomSession:
                 message = "" if outcome is MoveOutcome.SUCCESS else describe_status(code)
                 if response.text(ERROR_COMMENT):
                     message = f"{message} ({response.text(ERROR_COMMENT)})"
+                if outcome is MoveOutcome.FAILURE and not any(counts.values()):
+                    cause = no_transfer_cause(code, destination, self.node.ae_title)
+                    message = f"{message}; {cause}"
                 return MoveResult(
                     outcome, code, message=message, seconds=time.monotonic() - started, **counts
                 )

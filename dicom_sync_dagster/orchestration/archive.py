@@ -72,8 +72,11 @@ def archive_event(
     return AssetObservation(asset_key=archive_key(route_name), metadata=metadata)
 
 
-def _check_outcome(streaks: dict[str, tuple[int, str]], limit: int) -> tuple[bool, dict]:
+def _check_outcome(
+    streaks: dict[str, tuple[int, str]], limit: int, errors: dict[str, str] | None = None
+) -> tuple[bool, dict]:
     over = over_limit(streaks, limit)
+    errors = errors or {}
     worst = max((runs for runs, _ in streaks.values()), default=0)
     metadata = {
         "failing_runs_limit": limit,
@@ -81,17 +84,25 @@ def _check_outcome(streaks: dict[str, tuple[int, str]], limit: int) -> tuple[boo
         "series_over_limit": len(over),
         "longest_streak_runs": worst,
         "over_limit": MetadataValue.json(
-            {uid: {"failing_runs": runs, "since": since} for uid, (runs, since) in over.items()}
+            {
+                uid: {"failing_runs": runs, "since": since}
+                | ({"last_error": errors[uid]} if errors.get(uid) else {})
+                for uid, (runs, since) in over.items()
+            }
         ),
     }
     return not over, metadata
 
 
 def failing_check_evaluation(
-    route_name: str, streaks: dict[str, tuple[int, str]], limit: int
+    route_name: str,
+    streaks: dict[str, tuple[int, str]],
+    limit: int,
+    errors: dict[str, str] | None = None,
 ) -> AssetCheckEvaluation:
-    """The check's verdict for the streaks the report just recorded."""
-    passed, metadata = _check_outcome(streaks, limit)
+    """The check's verdict for the streaks the report just recorded; ``errors``: this run's
+    error per failed series, shown for those over the limit."""
+    passed, metadata = _check_outcome(streaks, limit, errors)
     return AssetCheckEvaluation(
         asset_key=archive_key(route_name),
         check_name=FAILING_CHECK,

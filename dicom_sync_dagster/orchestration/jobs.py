@@ -4,6 +4,7 @@ connection check. Each route's jobs carry the route's own resources."""
 from dagster import JobDefinition, graph, in_process_executor, mem_io_manager
 
 from ..routes import Route
+from .console import concise_console_logger
 from .ops import (
     check_nodes,
     move_series,
@@ -52,6 +53,7 @@ def sync_job(route: Route) -> JobDefinition:
         "window; longer after an outage, see catch_up_max_hours).",
         executor_def=in_process_executor,
         resource_defs=_resources(route),
+        logger_defs={"console": concise_console_logger},
         # One run of a route at a time (dagster.yaml); a run that outlives max_runtime (its
         # process killed, a PACS hung) is failed by run monitoring, so it cannot block the
         # queue and the schedule for ever.
@@ -70,5 +72,6 @@ def check_job(route: Route) -> JobDefinition:
         "which optional return keys each fills.",
         executor_def=in_process_executor,
         resource_defs=_resources(route),
+        logger_defs={"console": concise_console_logger},
         tags={ROUTE_TAG: route.name},
     )

@@ -23,6 +23,7 @@ from ..core.report import (
     CycleSummary,
     TransferRun,
     archive_figures,
+    failure_causes,
     failure_streaks,
     summarize,
     transfers_frame,
@@ -379,7 +380,8 @@ def report(
     context.log_event(archive_event(route, summary.images_moved > 0, figures))
     context.log_event(latest_run_evaluation(route, summary.ok, tags.get(CAUSE_TAG, "")))
     if not cycle.dry_run:  # a dry run tried nothing: it neither breaks nor mends a streak
-        context.log_event(failing_check_evaluation(route, streaks, limit))
+        errors = {} if failed.empty else failed.set_index("series_uid")["error"].to_dict()
+        context.log_event(failing_check_evaluation(route, streaks, limit, errors))
     if not summary.ok:
         failed["failing_runs"] = failed["series_uid"].map(lambda uid: streaks[uid][0])
         failed["failing_since"] = failed["series_uid"].map(lambda uid: streaks[uid][1])
@@ -390,7 +392,8 @@ def report(
             )
         raise Failure(
             description=(
-                f"{summary.series_failed} of {summary.series_planned} series not transferred"
+                f"{summary.series_failed} of {summary.series_planned} series not transferred - "
+                + failure_causes(list(failed["error"]))
             ),
             metadata={
                 **metadata,

@@ -401,7 +401,9 @@ class _Mover:
 
 def _record(row: pd.Series, outcome: str, transferred: bool, error: str, **counts) -> Transfer:
     study_time = row.get("study_datetime")  # tz-aware UTC (core.plan)
+    before = row.get("local_images")
     return Transfer(
+        local_images_before=0 if pd.isna(before) else int(before),
         study_datetime="" if pd.isna(study_time) else pd.Timestamp(study_time).isoformat(),
         finished_at=datetime.now(timezone.utc).isoformat(),
         study_uid=row["study_uid"],

@@ -9,6 +9,12 @@ except where its script says otherwise. Each C-MOVE request takes the next scrip
   ("partial", k)       move k instances, then end with 0xB000 (the rest counted failed)
   ("stall", seconds)   send nothing for that long, then move the series
   ("abort", k)         move k instances, then abort the association
+  ("quiet", k)         move the series; pending responses only for the first k instances and
+                       a final response without sub-operation counts (both allowed by PS3.4;
+                       pynetdicom always sends them, so they are held back / taken off the
+                       primitives on their way out)
+  ("duplicate", k)     send the first k instances twice instead of the last k: every C-STORE
+                       succeeds, so the final response claims them all completed
 When the script runs out, every further request is "ok".
 
 ``extra_studies`` are study-level answers given to every study query by date besides those of
@@ -25,6 +31,7 @@ from collections.abc import Iterable
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
+from pynetdicom.dimse_primitives import C_MOVE
 from pynetdicom.sop_class import (
     SecondaryCaptureImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
@@ -150,8 +157,13 @@ class ScriptedPacs:
         kind, arg = (step, None) if isinstance(step, str) else step
         if kind == "stall":
             self.release.wait(arg)
+        if kind == "quiet":
+            _quiet_after(event.assoc, arg)
         count = arg if kind in ("partial", "abort") else len(instances)
-        for ds in instances[:count]:
+        sent = instances[:count]
+        if kind == "duplicate":
+            sent = instances[: len(instances) - arg] + instances[:arg]
+        for ds in sent:
             yield 0xFF00, ds
         if kind == "partial":
             failed = Dataset()
@@ -160,3 +172,29 @@ class ScriptedPacs:
         elif kind == "abort":
             time.sleep(0.1)
             event.assoc.abort()
+
+
+COUNTS = (
+    "NumberOfRemainingSuboperations",
+    "NumberOfCompletedSuboperations",
+    "NumberOfFailedSuboperations",
+    "NumberOfWarningSuboperations",
+)
+
+
+def _quiet_after(assoc, pending: int) -> None:
+    """No pending C-MOVE response after ``pending`` completed sub-operations, and the next
+    final response without its four counts."""
+    send = assoc.dimse.send_msg
+
+    def send_msg(primitive, context_id):
+        if isinstance(primitive, C_MOVE) and primitive.Status in (0xFF00, 0xFF01):
+            if (primitive.NumberOfCompletedSuboperations or 0) > pending:
+                return None
+        elif isinstance(primitive, C_MOVE) and primitive.Status is not None:
+            for name in COUNTS:
+                setattr(primitive, name, None)
+            assoc.dimse.send_msg = send  # once
+        return send(primitive, context_id)
+
+    assoc.dimse.send_msg = send_msg

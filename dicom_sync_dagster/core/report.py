@@ -33,6 +33,15 @@ class Transfer:
     attempts: int = 1
     study_datetime: str = ""  # ISO 8601 UTC; empty when the study has no usable date/time
     finished_at: str = ""  # ISO 8601 UTC, when the series was confirmed (or given up)
+    local_images_before: int = 0  # the local count the plan saw, before the move
+
+    @property
+    def confirmed_images(self) -> int:
+        """Images of the series the local PACS gained, by its own count after the move (what
+        the remote's ``completed`` claims is not taken for it)."""
+        if self.local_images is None:
+            return 0
+        return max(0, self.local_images - self.local_images_before)
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,9 @@ class CycleSummary:
     series_planned: int
     series_transferred: int
     series_failed: int
-    images_moved: int
+    images_moved: int  # confirmed on the local PACS
     seconds: float
+    images_reported_by_remote: int = 0  # the remote's completed sub-operations, beside them
 
     @property
     def images_per_minute(self) -> float:
@@ -66,6 +76,17 @@ class CycleSummary:
     @property
     def ok(self) -> bool:
         return self.series_failed == 0
+
+    @property
+    def claims_note(self) -> str:
+        """How the remote's count differs from the local's, or empty when they agree."""
+        claimed, confirmed = self.images_reported_by_remote, self.images_moved
+        if claimed == confirmed:
+            return ""
+        return (
+            f"the remote reported {claimed} images sent, the local PACS confirmed {confirmed} "
+            f"new images ({confirmed - claimed:+d}); the figures count the local's"
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "images_per_minute": round(self.images_per_minute, 1)}
@@ -105,8 +126,9 @@ def summarize(
         series_planned=series_planned,
         series_transferred=transferred,
         series_failed=0 if dry_run else series_planned - transferred,
-        images_moved=sum(t.completed for t in transfers),
+        images_moved=sum(t.confirmed_images for t in transfers),
         seconds=seconds,
+        images_reported_by_remote=sum(t.completed for t in transfers),
     )
 
 
@@ -130,6 +152,7 @@ def format_summary(summary: CycleSummary) -> str:
         f"  Successfully transferred: {summary.series_transferred}/{summary.series_planned} series "
         f"({summary.images_moved} images)",
         f"  Failed: {summary.series_failed} series",
+        *([f"  Note: {summary.claims_note}"] if summary.claims_note else []),
         f"  Total time: {summary.seconds / 60:.1f} minutes ({summary.seconds:.1f} s)",
         f"  Transfer rate: {summary.images_per_minute:.1f} images/minute",
     ]
@@ -169,6 +192,7 @@ def archive_figures(summary: CycleSummary, transfers: list[Transfer]) -> dict[st
     minutes = arrival_minutes(transfers)
     figures: dict[str, float] = {
         "images_moved": summary.images_moved,
+        "images_reported_by_remote": summary.images_reported_by_remote,
         "series_transferred": summary.series_transferred,
         "series_failed": summary.series_failed,
         "images_per_minute": round(summary.images_per_minute, 1),

@@ -288,7 +288,8 @@ def move_series(context: OpExecutionContext, cycle: Cycle, plan: Plan) -> Transf
         {
             "series_transferred": sum(t.transferred for t in run.transfers),
             "series_failed": sum(not t.transferred for t in run.transfers),
-            "images_moved": sum(t.completed for t in run.transfers),
+            "images_moved": sum(t.confirmed_images for t in run.transfers),
+            "images_reported_by_remote": sum(t.completed for t in run.transfers),
             "parallel_moves": min(cycle.settings.max_parallel_moves, len(run.transfers)),
             "seconds": run.seconds,
         }
@@ -361,6 +362,8 @@ def report(
         **{key: value for key, value in figures.items() if key not in first},
         "transfers": _table(frame, REPORT_COLUMNS),
     }
+    if summary.claims_note:
+        context.log.warning(summary.claims_note)
     tags = run_tags(summary)
     context.instance.add_run_tags(context.run_id, tags)
     route, limit = sync_options.route, sync_options.failing_runs_limit

@@ -78,7 +78,7 @@ OPTION_DEFAULTS: dict[str, object] = {
 }
 SCHEDULE_FIELDS = ("schedule", "schedule_status")
 ROUTE_FIELDS = {"name", "remote", "local", *OPTION_DEFAULTS, *SCHEDULE_FIELDS}
-TOP_FIELDS = (ROUTE_FIELDS - {"name", "remote"}) | {"routes"}
+TOP_FIELDS = (ROUTE_FIELDS - {"name", "remote"}) | {"routes", "alerts"}  # alerts/settings.py
 # The environment variable a field stands in for, so the settings checks can name the field.
 _VARIABLE_OF = {
     **{

@@ -1,0 +1,223 @@
+"""Alerts: debounced messages by e-mail (a real SMTP server on loopback: STARTTLS with a
+certificate of a test CA, then a login) and by webhook (an HTTP server on loopback), driven by
+the real sync job against two Orthanc servers and Dagster's run-status sensors."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    build_run_status_sensor_context,
+)
+
+from dicom_sync_dagster.alerts.channels import Alert, deliver
+from dicom_sync_dagster.alerts.sensors import (
+    ON_FAILURE,
+    ON_SUCCESS,
+    alert_sensors,
+    on_quiet_routes,
+)
+from dicom_sync_dagster.alerts.settings import load_alert_settings
+from dicom_sync_dagster.alerts.state import CHECK_STATE_FILE
+from dicom_sync_dagster.definitions import defs, route_definitions
+from dicom_sync_dagster.routes import Route
+from dicom_sync_dagster.synthetic import SyntheticStudy
+
+from .alert_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer, WebhookServer
+from .conftest import Site
+from .helpers import run_sync
+from .test_tls import pki  # noqa: F401 - the fixture: a test CA and a 127.0.0.1 certificate
+
+UI = "http://dicom-sync.example.org:3000"
+ROUTE = Route("default")
+
+
+@pytest.fixture
+def smtp(pki):  # noqa: F811
+    server = SmtpServer(pki.server_crt, pki.server_key).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook():
+    server = WebhookServer()
+    yield server
+    server.stop()
+
+
+def _settings(smtp: SmtpServer | None, webhook: WebhookServer | None, pki=None, **more):  # noqa: F811
+    env = {"DICOM_SYNC_ROUTES_FILE": "none", "DICOM_SYNC_ALERT_UI_URL": UI}
+    if smtp:
+        env |= {
+            "DICOM_SYNC_ALERT_EMAIL_TO": "pacs-team@example.org, it-oncall@example.org",
+            "DICOM_SYNC_ALERT_EMAIL_FROM": "dicom-sync@example.org",
+            "DICOM_SYNC_ALERT_SMTP_HOST": "127.0.0.1",
+            "DICOM_SYNC_ALERT_SMTP_PORT": str(smtp.port),
+            "DICOM_SYNC_ALERT_SMTP_USER": SMTP_USER,
+            "DICOM_SYNC_ALERT_SMTP_PASSWORD": SMTP_PASSWORD,
+            "DICOM_SYNC_ALERT_SMTP_CA": pki.ca_crt,
+        }
+    if webhook:
+        env["DICOM_SYNC_ALERT_WEBHOOK_URL"] = webhook.url
+    return load_alert_settings({**env, **more})
+
+
+def _finish(sensors: dict, instance: DagsterInstance, run_id: str) -> None:
+    """What the daemon does when the run's last event is stored: call the matching sensor."""
+    run = instance.get_run_by_id(run_id)
+    [event] = [
+        entry.dagster_event
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event
+        and entry.dagster_event.event_type
+        in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE)
+    ]
+    failed = event.event_type == DagsterEventType.RUN_FAILURE
+    name = ON_FAILURE if failed else ON_SUCCESS
+    context = build_run_status_sensor_context(
+        sensor_name=name, dagster_event=event, dagster_instance=instance, dagster_run=run
+    )
+    sensors[name](context.for_run_failure() if failed else context)
+
+
+@pytest.mark.servers
+def test_a_route_failing_is_told_once_and_its_recovery_once(
+    site,
+    tmp_path,
+    smtp,
+    webhook,
+    pki,  # noqa: F811
+    monkeypatch,
+):
+    settings = _settings(smtp, webhook, pki)
+    sensors = {
+        s.name: s for s in alert_sensors([ROUTE], [defs.resolve_job_def("dicom_sync")], settings)
+    }
+    study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 3], patient_name="DOE^JANE"))
+    good = site.env()
+    bad = good | {"DICOM_SYNC_MOVE_DESTINATION": "NOWHERE"}  # Orthanc: 0xC000, nothing moved
+    env = {"now": bad}
+    monkeypatch.setattr(Site, "env", lambda self: env["now"])
+    options = {"failing_runs_limit": 1}
+
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        runs = []
+        for destination in (bad, bad, bad, good):
+            env["now"] = destination
+            runs.append(run_sync(site, instance, options=options, mode="all").run_id)
+            _finish(sensors, instance, runs[-1])
+
+    subjects = [" ".join(message["Subject"].split()) for message in smtp.mailbox.messages]
+    assert subjects == [
+        "dicom-sync: route default is failing",  # run 1
+        "dicom-sync: route default: series keep failing",  # run 2
+        "dicom-sync: route default works again",  # run 4; run 3 said nothing new
+        "dicom-sync: route default: no series keeps failing",
+    ]
+    assert smtp.mailbox.logins == [SMTP_USER] * 4  # logged in (after STARTTLS: required)
+    first = smtp.mailbox.messages[0]
+    assert first["To"] == "pacs-team@example.org, it-oncall@example.org"
+    body = first.get_content()
+    assert f"{UI}/runs/{runs[0]}" in body
+    assert "REMOTEPACS" in body and "LOCALPACS" in body and "move destination NOWHERE" in body
+    assert "What failed: step report: 2 of 2 series not transferred" in body
+    assert "does not know move destination NOWHERE" in body
+    assert f"{UI}/runs/{runs[3]}" in smtp.mailbox.messages[2].get_content()
+    assert [post["json"]["event"] for post in webhook.posts] == [
+        "failing",
+        "series_failing",
+        "recovered",
+        "series_recovered",
+    ]
+    assert webhook.posts[0]["json"]["text"].split() == body.split()  # the same words
+    everything = json.dumps(webhook.posts) + "".join(m.as_string() for m in smtp.mailbox.messages)
+    assert "DOE" not in everything and study.study_uid not in everything  # no patient data
+    assert SMTP_PASSWORD not in everything
+
+
+def _write_check(tmp_path, minutes_ago: float, ok: bool = True) -> None:
+    checked_at = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
+    state = {"checked_at": checked_at.isoformat(), "ok": ok, "figures": {"series_planned": 0}}
+    (tmp_path / CHECK_STATE_FILE.format(suffix="")).write_text(json.dumps(state))
+
+
+def test_no_successful_check_for_the_set_minutes_is_told_once(tmp_path, webhook):
+    settings = _settings(None, webhook, DICOM_SYNC_ALERT_NO_CHECK_MINUTES="30")
+    now = datetime.now(timezone.utc)
+
+    def evaluate() -> list[str]:
+        with DagsterInstance.from_config(str(tmp_path)) as instance:
+            return [a.kind for a in on_quiet_routes(instance, [ROUTE], settings, now, _Log())]
+
+    assert evaluate() == []  # no check file, no run: nothing known, nothing said
+    _write_check(tmp_path, minutes_ago=20)
+    assert evaluate() == []
+    _write_check(tmp_path, minutes_ago=45)
+    assert evaluate() == ["no_check"]
+    assert evaluate() == []  # told once
+    _write_check(tmp_path, minutes_ago=1, ok=False)
+    assert evaluate() == []  # a failed check is no success
+    _write_check(tmp_path, minutes_ago=1)
+    assert evaluate() == ["checks_back"]
+    [told, back] = [post["json"] for post in webhook.posts]
+    assert told["title"] == "dicom-sync: route default: no successful check for 45 minutes"
+    assert "job%3Adicom_sync" in told["url"] and told["url"].startswith(UI)
+    assert back["event"] == "checks_back"
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, text: str) -> None:
+        self.lines.append(text)
+
+    error = info
+
+
+def test_teams_and_slack_get_payloads_they_accept(webhook):
+    alert = Alert(
+        "failing", "ct_north", "dicom-sync: route ct_north is failing", ["x"], f"{UI}/runs/1"
+    )
+    for shape in ("teams", "slack"):
+        settings = _settings(None, webhook, DICOM_SYNC_ALERT_WEBHOOK_FORMAT=shape)
+        assert deliver(settings, alert) == (1, [])
+    teams, slack = (post["json"] for post in webhook.posts)
+    [attachment] = teams["attachments"]
+    assert teams["type"] == "message"
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and card["body"][0]["text"] == alert.title
+    assert card["actions"] == [
+        {"type": "Action.OpenUrl", "title": "Open in Dagster", "url": alert.url}
+    ]
+    assert slack == {"text": f"*{alert.title}*\nx\n<{alert.url}|Open in Dagster>"}
+
+
+def test_delivery_failures_name_the_channel_never_the_secret(smtp, pki):  # noqa: F811
+    settings = _settings(smtp, None, pki, DICOM_SYNC_ALERT_SMTP_PASSWORD="wrong-Pa55")
+    bad_hook = _settings(None, None, DICOM_SYNC_ALERT_WEBHOOK_URL="http://127.0.0.1:9/hooks/TOKEN")
+    alert = Alert("failing", "default", "t", [], "")
+
+    delivered, [mail_error] = deliver(settings, alert)
+    _, [hook_error] = deliver(bad_hook, alert)
+
+    assert delivered == 0 and smtp.mailbox.messages == []
+    assert f"SMTP server 127.0.0.1:{smtp.port}: login as 'alerts' refused" in mail_error
+    assert "wrong-Pa55" not in mail_error
+    assert hook_error.startswith("webhook at 127.0.0.1:9: ") and "TOKEN" not in hook_error
+
+
+def test_alerts_are_off_unless_configured(webhook):
+    assert route_definitions([ROUTE]).sensors in (None, [])
+    configured = route_definitions([ROUTE], _settings(None, webhook))
+    assert {s.name for s in configured.sensors} == {
+        "dicom_sync_alert_on_failure",
+        "dicom_sync_alert_on_success",
+        "dicom_sync_alert_no_check",
+    }

@@ -160,6 +160,32 @@ def cmd_echo(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """One line and a Nagios exit code (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)."""
+    from datetime import datetime, timezone
+
+    from dagster import DagsterInstance
+
+    from . import health
+    from .alerts.settings import load_alert_settings
+
+    try:
+        routes = chosen_routes(args.route)
+        critical = args.critical or load_alert_settings().no_check_minutes
+        limits = health.Thresholds(args.warning or critical / 2, critical)
+        if not 0 < limits.warning_minutes <= limits.critical_minutes:
+            raise ConfigError([f"--warning={args.warning!r} must be > 0 and <= --critical"])
+        ensure_dagster_home()
+        with DagsterInstance.get() as instance:
+            code, line = health.health_line(instance, routes, datetime.now(timezone.utc), limits)
+    except ConfigError as exc:
+        code, line = health.unknown_line(f"configuration: {'; '.join(exc.problems)}")
+    except Exception as exc:  # the instance unreadable: the monitoring must hear of it
+        code, line = health.unknown_line(f"cannot read the instance: {exc}")
+    print(line)
+    return code
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     command = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", "workspace.yaml"]
@@ -218,6 +244,23 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         configure.add_parser(commands)
     else:
         commands.add_parser("configure", help=CONFIGURE_HELP, add_help=False)
+
+    health = commands.add_parser(
+        "health",
+        help="one line and a Nagios exit code (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) from "
+        "the instance's latest runs and checks of every route",
+    )
+    health.add_argument("--route", help="only this route of dicom_sync.yaml")
+    health.add_argument(
+        "--warning", type=float, metavar="MIN", help="no success for MIN minutes (default: half)"
+    )
+    health.add_argument(
+        "--critical",
+        type=float,
+        metavar="MIN",
+        help="no success for MIN minutes (default: DICOM_SYNC_ALERT_NO_CHECK_MINUTES, 15)",
+    )
+    health.set_defaults(handler=cmd_health)
 
     ui = commands.add_parser(
         "ui", help="start `dagster dev` on 127.0.0.1 with this project's instance"

@@ -25,6 +25,7 @@ from dicom_sync_dagster.alerts.settings import load_alert_settings
 from dicom_sync_dagster.alerts.state import CHECK_STATE_FILE
 from dicom_sync_dagster.definitions import defs, route_definitions
 from dicom_sync_dagster.routes import Route
+from dicom_sync_dagster.settings import ConfigError
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .alert_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer, WebhookServer
@@ -221,3 +222,53 @@ def test_alerts_are_off_unless_configured(webhook):
         "dicom_sync_alert_on_success",
         "dicom_sync_alert_no_check",
     }
+
+
+def test_bad_alert_settings_name_the_variable_and_value_never_the_password():
+    with pytest.raises(ConfigError) as error:
+        load_alert_settings(
+            {
+                "DICOM_SYNC_ROUTES_FILE": "none",
+                "DICOM_SYNC_ALERT_EMAIL_TO": "pacs-team@example.org, not-an-address",
+                "DICOM_SYNC_ALERT_SMTP_PORT": "70000",
+                "DICOM_SYNC_ALERT_SMTP_PASSWORD": "hunter2-secret",
+                "DICOM_SYNC_ALERT_WEBHOOK_URL": "hooks.example.org/x",
+                "DICOM_SYNC_ALERT_NO_CHECK_MINUTES": "0",
+            }
+        )
+    problems = error.value.problems
+    assert "DICOM_SYNC_ALERT_EMAIL_TO='not-an-address' is not an e-mail address" in problems
+    assert (
+        "DICOM_SYNC_ALERT_WEBHOOK_URL='hooks.example.org/x' is not an http:// or https:// URL"
+        in problems
+    )
+    assert "DICOM_SYNC_ALERT_NO_CHECK_MINUTES='0' must be a number of minutes, 1-10080" in problems
+    assert "hunter2" not in str(error.value)
+
+
+def test_the_routes_files_alerts_block_is_checked_naming_its_fields(tmp_path):
+    routes = tmp_path / "dicom_sync.yaml"
+    routes.write_text(
+        "local: {ae_title: LOCALPACS, host: 127.0.0.1, port: 4242}\n"
+        "routes: [{name: ct, remote: {ae_title: CT, host: 127.0.0.1, port: 104}}]\n"
+        "alerts:\n  email_to: [pacs-team@example.org]\n  smtp_host: smtp.example.org\n"
+        "  smtp_port: nope\n  smtp_user: dicom-sync\n"
+    )
+    env = {"DICOM_SYNC_ROUTES_FILE": str(routes)}
+    with pytest.raises(ConfigError) as error:
+        load_alert_settings(env)
+    assert error.value.problems == [
+        f"{routes}: alerts.smtp_port='nope' is not a TCP port (a whole number 1-65535)",
+        f"{routes}: alerts.smtp_user is set but DICOM_SYNC_ALERT_SMTP_PASSWORD is not "
+        "(login needs both)",
+    ]
+    routes.write_text(routes.read_text().replace("smtp_port: nope", "smtp_port: 2525"))
+    settings = load_alert_settings(env | {"DICOM_SYNC_ALERT_SMTP_PASSWORD": "pw"})
+    assert (settings.email_to, settings.smtp_port, settings.smtp_password) == (
+        ("pacs-team@example.org",),
+        2525,
+        "pw",
+    )
+    routes.write_text(routes.read_text() + "  smtp_pasword: x\n")
+    with pytest.raises(ConfigError, match=r"alerts: unknown field 'smtp_pasword'"):
+        load_alert_settings(env)

@@ -85,7 +85,9 @@ class WebhookServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                owner.posts.append({"path": self.path, "json": json.loads(body)})
+                with owner.arrived:
+                    owner.posts.append({"path": self.path, "json": json.loads(body)})
+                    owner.arrived.notify_all()
                 self.send_response(owner.status)
                 self.end_headers()
                 self.wfile.write(b"1")
@@ -94,9 +96,16 @@ class WebhookServer:
                 pass
 
         self.status = status
+        self.arrived = threading.Condition()
         self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}/hooks/SECRET-TOKEN"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, seconds: float) -> list[dict]:
+        """The posts, once there are ``count`` of them (or ``seconds`` have passed)."""
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.posts) >= count, timeout=seconds)
+            return list(self.posts)
 
     def stop(self) -> None:
         self.server.shutdown()

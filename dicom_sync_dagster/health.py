@@ -42,7 +42,10 @@ def route_verdict(status: RouteStatus, now: datetime, limits: Thresholds) -> tup
     minutes = status.minutes_since_success(now)
     success = f"last success {_ago(status.last_success_at, now)}"
     if status.failing:
-        last = "check" if status.check and not status.check.ok else f"run {status.last_run_id[:8]}"
+        check_last = status.checked_at and (
+            status.last_run_at is None or status.checked_at >= status.last_run_at
+        )
+        last = "check" if check_last else f"run {status.last_run_id[:8]}"
         return CRITICAL, f"{status.route}: FAILING (latest {last} failed), {success}"
     if minutes is None:
         return WARNING, f"{status.route}: no successful run or check yet"

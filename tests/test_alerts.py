@@ -22,8 +22,11 @@ from dicom_sync_dagster.alerts.sensors import (
     on_quiet_routes,
 )
 from dicom_sync_dagster.alerts.settings import load_alert_settings
-from dicom_sync_dagster.alerts.state import CHECK_STATE_FILE
 from dicom_sync_dagster.definitions import defs, route_definitions
+from dicom_sync_dagster.orchestration.check_state import (
+    CheckState,
+    write_check_state,
+)
 from dicom_sync_dagster.routes import Route
 from dicom_sync_dagster.settings import ConfigError
 from dicom_sync_dagster.synthetic import SyntheticStudy
@@ -143,8 +146,8 @@ def test_a_route_failing_is_told_once_and_its_recovery_once(
 
 def _write_check(tmp_path, minutes_ago: float, ok: bool = True) -> None:
     checked_at = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
-    state = {"checked_at": checked_at.isoformat(), "ok": ok, "figures": {"series_planned": 0}}
-    (tmp_path / CHECK_STATE_FILE.format(suffix="")).write_text(json.dumps(state))
+    state = CheckState(checked_at.isoformat(), ok, {"series_planned": 0})
+    write_check_state(tmp_path, "default", state)  # as the route's schedule check does
 
 
 def test_no_successful_check_for_the_set_minutes_is_told_once(tmp_path, webhook):

@@ -3,14 +3,17 @@ from a real instance's runs of the real sync job and the route's check state fil
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from dagster import DagsterInstance
 
-from dicom_sync_dagster.alerts.state import CHECK_STATE_FILE
+from dicom_sync_dagster.orchestration.check_state import (
+    STATE_FILE,
+    CheckState,
+    write_check_state,
+)
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .helpers import run_sync
@@ -25,9 +28,9 @@ def _health(site_env: dict, folder, *flags: str) -> tuple[int, list[str]]:
 
 
 def _write_check(folder, minutes_ago: float, ok: bool) -> None:
+    """As the route's schedule check records itself (orchestration/check_state.py)."""
     checked_at = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
-    state = {"checked_at": checked_at.isoformat(), "ok": ok, "figures": {}}
-    (folder / CHECK_STATE_FILE.format(suffix="")).write_text(json.dumps(state))
+    write_check_state(folder, "default", CheckState(checked_at.isoformat(), ok, {}))
 
 
 @pytest.mark.servers
@@ -86,7 +89,7 @@ def test_health_without_runs_reads_the_check_file_and_its_age(project):  # noqa:
     code, [line] = _health(env, project)
     assert code == CRITICAL and "default: FAILING (latest check failed)" in line
 
-    (project / CHECK_STATE_FILE.format(suffix="")).write_text("{not json")
+    (project / STATE_FILE.format(suffix="")).write_text("{not json")
     code, [line] = _health(env, project)
     assert code == WARNING  # an unreadable file counts as no check, not as a crash
 

@@ -568,8 +568,14 @@ def test_plan_of_no_studies_is_empty():
 # --- report -----------------------------------------------------------------------------
 
 
-def transfer(uid: str, *, transferred: bool, completed: int) -> Transfer:
+def transfer(
+    uid: str, *, transferred: bool, completed: int, arrived: int | None = None, before: int = 0
+) -> Transfer:
+    """A series the remote reports ``completed`` sub-operations for, and of which the local
+    then holds ``before`` + ``arrived`` images (``arrived`` defaults to ``completed``)."""
     return Transfer(
+        local_images=before + (completed if arrived is None else arrived),
+        local_images_before=before,
         study_uid="st",
         series_uid=uid,
         accession="",
@@ -605,16 +611,20 @@ def test_summarize_counts_transfers_and_failures():
         transfers=[
             transfer("a", transferred=True, completed=100),
             transfer("b", transferred=True, completed=20),
-            transfer("c", transferred=False, completed=3),
+            transfer("c", transferred=False, completed=3, arrived=1, before=4),
         ],
         seconds=30.0,
     )
     assert summary.series_transferred == 2
     assert summary.series_failed == 1
-    assert summary.images_moved == 123  # every C-STORE the remote reported done
+    assert summary.images_moved == 121  # what the local PACS gained, by its own counts
+    assert summary.images_reported_by_remote == 123  # what the remote said it sent
     assert not summary.ok
-    assert summary.images_per_minute == pytest.approx(246.0)
-    assert summary.as_dict()["images_per_minute"] == 246.0
+    assert summary.images_per_minute == pytest.approx(242.0)
+    assert summary.as_dict()["images_per_minute"] == 242.0
+    assert "the remote reported 123 images sent, the local PACS confirmed 121" in (
+        summary.claims_note
+    )
     assert summary.as_dict()["series_failed"] == 1
 
 

@@ -82,6 +82,7 @@ _MODEL = {
 # only the final response is waited for: 5 ms there saves ~40 % of that thread's CPU and adds
 # at most 5 ms to a move.
 _POLL_SECONDS = {"C-MOVE": 0.005}
+_IDLE_POLL_SECONDS = 0.005  # any request after _WAKE_SECONDS without a response
 _WAKE_SECONDS = 0.05  # while waiting for a response, look this often whether the peer is gone
 CANCEL_GRACE_SECONDS = 5.0  # after our C-CANCEL, the peer has this long to end the request
 STOP_GRACE_SECONDS = 2.0  # the same when the run is being stopped (Ctrl+C, terminate)
@@ -396,6 +397,10 @@ class DicomSession:
             except queue.Empty:
                 if self.assoc.acse.is_aborted() or not self.assoc.dul.is_alive():
                     return Gone("aborted")
+                # The peer is thinking (a large C-FIND being collected): the DUL thread need
+                # not look at the socket every 1 ms meanwhile (_responses restores it).
+                dul = self.assoc.dul
+                dul._run_loop_delay = max(dul._run_loop_delay, _IDLE_POLL_SECONDS)
 
     def _syntax(self, model: str) -> tuple[bool, bool, bool]:
         """(implicit VR, little endian, deflated) of the transfer syntax accepted for

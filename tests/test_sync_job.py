@@ -74,6 +74,23 @@ def test_smallest_mode_moves_one_series_per_missing_study(site):
     rows = meta["transfers"].records
     assert {r.data["accession"] for r in rows} == {"ACC-A", "ACC-TIE"}
     assert {r.data["outcome"] for r in rows} == {"success"}
+    # Issue 13: the summary line first, then the figures in reading order, settings last;
+    # the table leads with what a user recognises and ends with the study UID.
+    per_minute = f"{meta['images_per_minute']:,.0f}"
+    assert meta["summary"] == f"2/2 series, 7 images, {per_minute} images/min; 0 failed"
+    assert list(meta)[:7] == [
+        "summary",
+        "remote_studies",
+        "local_studies",
+        "windowed_studies",
+        "missing_studies",
+        "series_planned",
+        "series_transferred",
+    ]
+    assert list(meta).index("transfers") < list(meta).index("mode")
+    columns = [column.name for column in meta["transfers"].schema.columns]
+    assert columns[:5] == ["accession", "modality", "series_number", "outcome", "error"]
+    assert columns[-1] == "study_uid"
 
     again = run_sync(site)
     assert again.success

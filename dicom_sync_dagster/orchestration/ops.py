@@ -53,18 +53,44 @@ from .settled_state import load_settled, save_settled
 
 TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
 
+# What a user reads first: which series, how it ended and why; the long study UID last.
 REPORT_COLUMNS = [
-    ("study_uid", "string"),
     ("accession", "string"),
     ("modality", "string"),
     ("series_number", "int"),
+    ("outcome", "string"),
+    ("error", "string"),
     ("series_description", "string"),
     ("images", "int"),
-    ("outcome", "string"),
     ("seconds", "float"),
     ("attempts", "int"),
-    ("error", "string"),
+    ("study_uid", "string"),
 ]
+# The report's figures in the order a user reads them; the settings of the run after them.
+REPORT_FIGURES = [
+    "remote_studies",
+    "local_studies",
+    "windowed_studies",
+    "missing_studies",
+    "series_planned",
+    "series_transferred",
+    "series_failed",
+    "images_moved",
+    "images_per_minute",
+    "seconds",
+]
+
+
+def summary_line(summary: CycleSummary) -> str:
+    """One line at the top of the report, e.g. ``7/7 series, 185 images, 1,226 images/min;
+    0 failed``."""
+    if summary.dry_run:
+        return f"dry run: {summary.series_planned} series planned, nothing moved"
+    return (
+        f"{summary.series_transferred}/{summary.series_planned} series, "
+        f"{summary.images_moved:,} images, {summary.images_per_minute:,.0f} images/min; "
+        f"{summary.series_failed} failed"
+    )
 
 
 PLAN_TABLE_COLUMNS = [
@@ -345,22 +371,13 @@ def report(
     fails the run when any series failed."""
     summary = summary_for(cycle, remote_studies, local_studies, plan, transfers)
     frame = transfers_frame(transfers.transfers)
-    # The UI shows the first rows of metadata unfolded: the transfer figures come first.
-    first = [
-        "series_planned",
-        "series_transferred",
-        "series_failed",
-        "images_moved",
-        "images_per_minute",
-        "seconds",
-        "missing_studies",
-        "windowed_studies",
-    ]
+    # The UI shows the first rows of metadata unfolded: the summary line and the figures first.
     figures = summary.as_dict()
     metadata = {
-        **{key: figures[key] for key in first},
-        **{key: value for key, value in figures.items() if key not in first},
+        "summary": summary_line(summary),
+        **{key: figures[key] for key in REPORT_FIGURES},
         "transfers": _table(frame, REPORT_COLUMNS),
+        **{key: value for key, value in figures.items() if key not in REPORT_FIGURES},
     }
     if summary.claims_note:
         context.log.warning(summary.claims_note)

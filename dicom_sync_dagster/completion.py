@@ -12,8 +12,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from .core.frames import valid_uid
-from .dicom import DicomError, DicomSession, MoveOutcome, MoveResult, queries
+from .dicom import DicomError, DicomSession, MoveOutcome, MoveResult
 from .dicom.session import Progress
 
 INSTANCES_PER_MOVE = 500  # SOPInstanceUIDs per C-MOVE request: a ~33 KB identifier
@@ -29,13 +28,6 @@ def worth_completing(remote_images: object, local_images: object) -> bool:
     except (TypeError, ValueError):
         return False
     return 0 < local < remote and (remote - local) <= MOST_MISSING * remote
-
-
-def instance_uids(session: DicomSession, study_uid: str, series_uid: str) -> set[str]:
-    """The SOPInstanceUIDs of one series on a node (IMAGE-level C-FIND)."""
-    identifier = queries.instances_of_series(study_uid, series_uid)
-    found = session.find(identifier, convert=lambda ds: queries.text(ds, "SOPInstanceUID"))
-    return {uid for uid in found if valid_uid(uid)}  # an invalid one is never sent on
 
 
 def _add(total: MoveResult, part: MoveResult) -> MoveResult:
@@ -81,7 +73,7 @@ def complete_series(
     DicomErrors of the association itself propagate, as from a series move."""
     study_uid, series_uid = row["study_uid"], row["series_uid"]
     try:
-        missing = sorted(instance_uids(remote, study_uid, series_uid) - local_uids())
+        missing = sorted(remote.instance_uids(study_uid, series_uid) - local_uids())
     except DicomError as exc:
         if not remote.assoc.is_established:
             raise

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 
-from .completion import complete_series, instance_uids, worth_completing
+from .completion import complete_series, worth_completing
 from .core.dicom_time import format_da
 from .core.frames import series_frame, study_frame
 from .core.plan import (
@@ -222,9 +222,10 @@ def local_series_images(session: DicomSession, study_uid: str, series_uid: str) 
     """How many images of one series the local PACS holds now."""
     identifier = queries.series_of_study(study_uid)
     identifier.SeriesInstanceUID = series_uid
-    answers = session.find(identifier)
-    counts = [queries.count(ds, "NumberOfSeriesRelatedInstances") for ds in answers]
-    if not answers:
+    counts = session.find(
+        identifier, convert=lambda ds: queries.count(ds, "NumberOfSeriesRelatedInstances")
+    )
+    if not counts:
         return 0
     if counts[0] is None:
         return session.count_instances(study_uid, series_uid)
@@ -335,7 +336,7 @@ class _Mover:
 
     def _local_uids(self, row: pd.Series) -> set[str]:
         with self.local.lock:
-            return instance_uids(self.local.get(), row["study_uid"], row["series_uid"])
+            return self.local.get().instance_uids(row["study_uid"], row["series_uid"])
 
     def _confirm(self, row: pd.Series, result: MoveResult) -> int:
         """The local count after the move; after a success, waits up to ``confirm_seconds``

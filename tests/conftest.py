@@ -109,6 +109,39 @@ def dcmqrscp_site(tmp_path, local_orthanc) -> Site:
 
 
 @pytest.fixture
+def scripted_remote(local_orthanc):
+    """Returns a function: (site, study, script, **ScriptedPacs options) -> the started
+    scripted SCP (tests/scripted_pacs.py) that becomes ``site.remote``, holding ``study`` and
+    moving to the local Orthanc; stopped at teardown. Only for what real servers will not do
+    on demand (a chosen status, a stall, a hostile answer)."""
+    from .scripted_pacs import ScriptedPacs
+
+    started: list[ScriptedPacs] = []
+
+    def make(
+        site: Site,
+        study: SyntheticStudy,
+        script: list | None = None,
+        ae_title: str = "SCRIPTED",
+        **options,
+    ) -> ScriptedPacs:
+        destinations = {local_orthanc.node.ae_title: local_orthanc.node.port}
+        remote = ScriptedPacs(ae_title, study.datasets(), destinations, script, **options)
+        started.append(remote.start())
+        site.remote = remote
+        return remote
+
+    yield make
+    for remote in started:
+        remote.stop()
+
+
+def scripted_site(local_orthanc: OrthancServer) -> Site:
+    """A site whose remote a test starts with ``scripted_remote``."""
+    return Site(None, local_orthanc, _reference())
+
+
+@pytest.fixture
 def closed_node() -> DicomNode:
     """A loopback port nobody listens on."""
     return DicomNode("remote", "NOBODY", "127.0.0.1", free_port())

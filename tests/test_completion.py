@@ -10,9 +10,8 @@ import pytest
 from dicom_sync_dagster import completion
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
-from .conftest import Site
+from .conftest import Site, scripted_site
 from .helpers import run_sync, transfers_of
-from .scripted_pacs import ScriptedPacs
 
 pytestmark = pytest.mark.servers
 
@@ -29,9 +28,7 @@ def only_transfer(result):
 
 
 @pytest.mark.parametrize("remote_kind", ["orthanc", "dcmqrscp"])
-def test_a_partial_series_is_completed_by_moving_only_its_missing_images(
-    request, remote_kind
-):
+def test_a_partial_series_is_completed_by_moving_only_its_missing_images(request, remote_kind):
     site = request.getfixturevalue("site" if remote_kind == "orthanc" else "dcmqrscp_site")
     study = partial_series(site, size=10, present=7)
 
@@ -65,27 +62,19 @@ def test_more_missing_images_than_a_request_carries_go_in_several_moves(site, mo
     assert site.local.series_instances(study.series_uids[0]) == 12
 
 
-def test_a_remote_refusing_image_level_moves_gets_a_series_move(local_orthanc):
-    site = Site(None, local_orthanc, _now())
+def test_a_remote_refusing_image_level_moves_gets_a_series_move(local_orthanc, scripted_remote):
+    site = scripted_site(local_orthanc)
     study = SyntheticStudy(site.ago(hours=1), [6], accession="ACC-REF")
-    remote = ScriptedPacs(
-        "SCRIPTED",
-        study.datasets(),
-        {local_orthanc.node.ae_title: local_orthanc.node.port},
-        [0xC000],  # the first C-MOVE (the IMAGE-level one) is refused
-    ).start()
-    try:
-        site.remote = remote
-        site.add_local(study, images=4)
+    # The first C-MOVE (the IMAGE-level one) is refused.
+    remote = scripted_remote(site, study, [0xC000])
+    site.add_local(study, images=4)
 
-        result = run_sync(site, mode="all")
+    result = run_sync(site, mode="all")
 
-        assert result.success, result
-        assert remote.move_levels == ["IMAGE", "SERIES"]
-        assert only_transfer(result).transferred
-        assert site.local.series_instances(study.series_uids[0]) == 6
-    finally:
-        remote.stop()
+    assert result.success, result
+    assert remote.move_levels == ["IMAGE", "SERIES"]
+    assert only_transfer(result).transferred
+    assert site.local.series_instances(study.series_uids[0]) == 6
 
 
 @pytest.mark.parametrize(
@@ -95,9 +84,3 @@ def test_a_remote_refusing_image_level_moves_gets_a_series_move(local_orthanc):
 )  # fmt: skip
 def test_which_series_are_worth_completing(remote, local, worth):
     assert completion.worth_completing(remote, local) is worth
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).replace(microsecond=0)

@@ -19,6 +19,7 @@ import pytest
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .conftest import Site
+from .conftest import scripted_site as new_scripted_site
 from .helpers import moved_series, plan_of, report_metadata, run_sync, transfers_of
 from .scripted_pacs import ScriptedPacs
 
@@ -28,26 +29,15 @@ FAST_RETRIES = {"retry_backoff_seconds": 0.05, "move_retries": 2}
 
 
 @pytest.fixture
-def scripted_site(local_orthanc):
+def scripted_site(local_orthanc, scripted_remote):
     """Returns a function: (series sizes, script) -> (site, study, scripted remote)."""
-    started: list[ScriptedPacs] = []
 
     def make(sizes: list[int], script: list) -> tuple[Site, SyntheticStudy, ScriptedPacs]:
-        site = Site(None, local_orthanc, _now())
+        site = new_scripted_site(local_orthanc)
         study = SyntheticStudy(site.ago(hours=1), sizes, accession="ACC-F")
-        remote = ScriptedPacs(
-            "SCRIPTED",
-            study.datasets(),
-            {local_orthanc.node.ae_title: local_orthanc.node.port},
-            script,
-        ).start()
-        started.append(remote)
-        site.remote = remote
-        return site, study, remote
+        return site, study, scripted_remote(site, study, script)
 
-    yield make
-    for remote in started:
-        remote.stop()
+    return make
 
 
 def _now():

@@ -8,15 +8,13 @@ receives the good study for real."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 from dagster import DagsterInstance
 from pydicom.dataset import Dataset
 
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
-from .conftest import Site
+from .conftest import Site, scripted_site
 from .helpers import moved_series, plan_of, run_sync
 from .scripted_pacs import ScriptedPacs
 
@@ -26,28 +24,16 @@ HOSTILE_ACCESSION = "A1\x1b]0;pwned\x07\nERROR forged line\x1b[2J"
 
 
 @pytest.fixture
-def hostile_site(local_orthanc):
-    started: list[ScriptedPacs] = []
-
+def hostile_site(local_orthanc, scripted_remote):
     def make(extra: list[Dataset], accession: str = "ACC-H") -> tuple[Site, object, ScriptedPacs]:
-        site = Site(None, local_orthanc, datetime.now(timezone.utc).replace(microsecond=0))
+        site = scripted_site(local_orthanc)
         study = SyntheticStudy(site.ago(hours=1), [2], accession=accession)
         for answer in extra:  # in the window, like the good study
             answer.StudyDate = study.datasets()[0].StudyDate
             answer.StudyTime = study.datasets()[0].StudyTime
-        remote = ScriptedPacs(
-            "HOSTILE",
-            study.datasets(),
-            {local_orthanc.node.ae_title: local_orthanc.node.port},
-            extra_studies=extra,
-        ).start()
-        started.append(remote)
-        site.remote = remote
-        return site, study, remote
+        return site, study, scripted_remote(site, study, ae_title="HOSTILE", extra_studies=extra)
 
-    yield make
-    for remote in started:
-        remote.stop()
+    return make
 
 
 def answer(uid: str, **elements: object) -> Dataset:

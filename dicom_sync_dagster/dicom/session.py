@@ -22,6 +22,7 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.status import Status, code_to_category
 
+from ..core.frames import valid_uid
 from ..core.text import printable
 from . import queries
 from .answers import Answer, read_answer
@@ -223,11 +224,16 @@ class DicomSession:
             return RequestStopped(self.node, f"{what}: stopped (the run is being stopped)")
         return self._lost(what, last)
 
+    def instance_uids(self, study_uid: str, series_uid: str) -> set[str]:
+        """The valid SOPInstanceUIDs of one series (an IMAGE-level C-FIND); an invalid one is
+        never counted or sent on."""
+        identifier = queries.instances_of_series(study_uid, series_uid)
+        found = self.find(identifier, convert=lambda ds: queries.text(ds, "SOPInstanceUID"))
+        return {uid for uid in found if valid_uid(uid)}
+
     def count_instances(self, study_uid: str, series_uid: str) -> int:
         """Images of one series, by an IMAGE-level C-FIND (for servers that give no counts)."""
-        identifier = queries.instances_of_series(study_uid, series_uid)
-        uids = self.find(identifier, convert=lambda ds: queries.text(ds, "SOPInstanceUID"))
-        return len(set(uids) - {""})
+        return len(self.instance_uids(study_uid, series_uid))
 
     def move_series(
         self,

@@ -5,13 +5,12 @@ the remote was examined, which the catch-up window reaches back to."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from ..routes import state_suffix
+from .private_files import read_private, replace_private
 
 STATE_FILE = "dicom-sync-check{suffix}.json"  # one per route
 
@@ -40,7 +39,7 @@ class CheckState:
 def read_check_state(root_directory: str | Path, route: str) -> CheckState | None:
     """The route's latest check, or None when there is none (or the file is unreadable)."""
     try:
-        data = json.loads(check_state_path(root_directory, route).read_text())
+        data = json.loads(read_private(check_state_path(root_directory, route)))
         return CheckState(
             checked_at=str(data["checked_at"]),
             ok=bool(data["ok"]),
@@ -53,14 +52,5 @@ def read_check_state(root_directory: str | Path, route: str) -> CheckState | Non
 
 
 def write_check_state(root_directory: str | Path, route: str, state: CheckState) -> None:
-    """Replace the record atomically: a fresh private temporary file, renamed over it."""
-    path = check_state_path(root_directory, route)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".check-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(state.__dict__, file)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Replace the record atomically (a private file; a link planted there is not followed)."""
+    replace_private(check_state_path(root_directory, route), json.dumps(asdict(state)))

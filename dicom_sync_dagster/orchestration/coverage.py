@@ -7,7 +7,9 @@ from datetime import datetime
 
 from dagster import DagsterInstance, RunsFilter
 
+from ..core.window import catch_up_hours
 from .check_state import read_check_state
+from .resources import SyncOptionsResource
 
 REFERENCE_TAG = "dicom-sync/reference-time"  # ISO 8601, on runs that examined the remote
 OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed, on runs that reached their report
@@ -38,3 +40,14 @@ def _last_run_reference(instance: DagsterInstance, job_name: str) -> datetime | 
             except ValueError:
                 continue
     return None
+
+
+def route_window_hours(
+    instance: DagsterInstance, job_name: str, options: SyncOptionsResource, reference: datetime
+) -> tuple[float, datetime | None]:
+    """The route's window for a run or check ending at ``reference``: its ``window_hours``,
+    stretched back to the last examination after an outage (at most ``catch_up_max_hours``);
+    and that last examination, if any."""
+    last = last_covered_reference(instance, job_name, options.route)
+    hours = catch_up_hours(options.window_hours, reference, last, options.catch_up_max_hours)
+    return hours, last

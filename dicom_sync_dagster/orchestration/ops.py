@@ -28,7 +28,7 @@ from ..core.report import (
     summarize,
     transfers_frame,
 )
-from ..core.window import Window, catch_up_hours
+from ..core.window import Window
 from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
 from ..dicom import (
     AssociationAborted,
@@ -46,7 +46,7 @@ from .archive import (
     latest_run_evaluation,
 )
 from .config import SyncRunConfig
-from .coverage import CAUSE_TAG, OUTCOME_TAG, REFERENCE_TAG, last_covered_reference
+from .coverage import CAUSE_TAG, OUTCOME_TAG, REFERENCE_TAG, route_window_hours
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
 from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
 from .settled_state import load_settled, save_settled
@@ -182,8 +182,9 @@ def start_cycle(
         reference = config.reference(settings.zone)
         hours = config.hours(sync_options.window_hours)
         if config.window_hours is None:  # the route's window: catch up after an outage
-            last = last_covered_reference(context.instance, context.job_name, sync_options.route)
-            hours = catch_up_hours(hours, reference, last, sync_options.catch_up_max_hours)
+            hours, last = route_window_hours(
+                context.instance, context.job_name, sync_options, reference
+            )
             _log_catch_up(context, sync_options, hours, reference, last)
         window = Window(reference, hours, settings.zone)
         selection = config.selection(sync_options.selection())

@@ -17,13 +17,13 @@ from datetime import datetime, timezone
 from dagster import DagsterInstance, RunRequest, SkipReason, build_resources
 
 from ..check import CheckResult, check_cycle
-from ..core.window import Window, catch_up_hours
+from ..core.window import Window
 from ..cycle import Cycle
 from ..dicom import DicomError
 from ..routes import Route
 from ..settings import ConfigError
 from .check_state import CheckState, write_check_state
-from .coverage import last_covered_reference
+from .coverage import route_window_hours
 from .resources import route_resources
 from .settled_state import load_settled, save_settled
 
@@ -45,8 +45,7 @@ def route_cycle(instance: DagsterInstance, route: Route, tick: datetime) -> Cycl
         options = built.sync_options
         settings = options.settings(built.remote_pacs, built.local_pacs)
         selection = options.selection()
-        last = last_covered_reference(instance, route.job_name, route.name)
-        hours = catch_up_hours(options.window_hours, tick, last, options.catch_up_max_hours)
+        hours, _ = route_window_hours(instance, route.job_name, options, tick)
     return Cycle(settings, Window(tick, hours, settings.zone), selection)
 
 

@@ -86,7 +86,30 @@ def _finish(sensors: dict, instance: DagsterInstance, run_id: str) -> None:
     context = build_run_status_sensor_context(
         sensor_name=name, dagster_event=event, dagster_instance=instance, dagster_run=run
     )
-    sensors[name](context.for_run_failure() if failed else context)
+    sensors[name](context)
+
+
+@pytest.mark.servers
+def test_a_failure_seen_after_a_newer_success_says_nothing(site, tmp_path, webhook, monkeypatch):
+    """The failure and success sensors each keep their own cursor, so the daemon may hand them
+    runs out of order: an older failure must not report a route that already works again."""
+    settings = _settings(None, webhook)
+    sensors = {
+        s.name: s for s in alert_sensors([ROUTE], [defs.resolve_job_def("dicom_sync")], settings)
+    }
+    site.add_remote(SyntheticStudy(site.ago(hours=1), [2]))
+    good = site.env()
+    env = {"now": good | {"DICOM_SYNC_MOVE_DESTINATION": "NOWHERE"}}
+    monkeypatch.setattr(Site, "env", lambda self: env["now"])
+
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        failed = run_sync(site, instance, mode="all").run_id
+        env["now"] = good
+        succeeded = run_sync(site, instance, mode="all").run_id
+        _finish(sensors, instance, succeeded)  # the success sensor's tick comes first
+        _finish(sensors, instance, failed)
+
+    assert webhook.posts == []
 
 
 @pytest.mark.servers

@@ -14,12 +14,11 @@ from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     JobDefinition,
-    RunFailureSensorContext,
+    RunsFilter,
     RunStatusSensorContext,
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
-    run_failure_sensor,
     run_status_sensor,
     sensor,
 )
@@ -33,6 +32,7 @@ from .settings import AlertSettings
 from .state import RouteAlertState, alert_state
 from .status import route_status
 
+ALERTED_STATUSES = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]
 ON_FAILURE, ON_SUCCESS, NO_CHECK = (
     "dicom_sync_alert_on_failure",
     "dicom_sync_alert_on_success",
@@ -50,9 +50,21 @@ def _check_passed(instance: DagsterInstance, run_id: str) -> bool | None:
     return verdict
 
 
+def _newer_run_finished(instance: DagsterInstance, run: DagsterRun, end: float | None) -> bool:
+    """Whether a later run of the same job has already finished (success or failure)."""
+    latest = instance.get_run_records(
+        filters=RunsFilter(job_name=run.job_name, statuses=ALERTED_STATUSES), limit=1
+    )
+    if not latest or latest[0].dagster_run.run_id == run.run_id:
+        return False
+    other_end = latest[0].end_time
+    return end is not None and other_end is not None and other_end > end
+
+
 def _send(settings: AlertSettings, alerts: list[Alert], log) -> None:
-    """Deliver each alert; raise when one reached no channel at all (the state is then not
-    saved, so the next evaluation tries again)."""
+    """Deliver each alert; raise when one reached no channel at all. The state is then not
+    saved, so the route's next finished run (not a retry of this one: Dagster moves the
+    sensor's cursor on) says it again; the tick shows the failure."""
     problems = []
     for alert in alerts:
         delivered, failures = deliver(settings, alert)
@@ -73,6 +85,8 @@ def on_finished_run(
     route = run.tags.get(ROUTE_TAG, "")
     record = instance.get_run_record_by_id(run.run_id)
     end_time = record.end_time if record else None
+    if _newer_run_finished(instance, run, end_time):
+        return []  # the failure and success sensors may see runs out of order: the newer wins
     ok = run.status == DagsterRunStatus.SUCCESS
     check = _check_passed(instance, run.run_id)
     with alert_state(instance.root_directory) as states:
@@ -81,10 +95,9 @@ def on_finished_run(
         if not ok and not state.failing:
             alerts.append(run_alert("failing", route, run, end_time, instance, settings))
             state.failing = True
-            state.failing_since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         elif ok and state.failing:
             alerts.append(run_alert("recovered", route, run, end_time, instance, settings))
-            state.failing, state.failing_since = False, ""
+            state.failing = False
         if check is False and not state.series_failing:
             alerts.append(run_alert("series_failing", route, run, end_time, instance, settings))
             state.series_failing = True
@@ -128,24 +141,18 @@ def alert_sensors(
     if not settings.enabled:
         return []
 
-    @run_failure_sensor(
-        name=ON_FAILURE,
-        monitored_jobs=jobs,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Alerts once when a route's sync runs start failing (debounced).",
-    )
-    def _on_failure(context: RunFailureSensorContext) -> None:
-        on_finished_run(context.instance, context.dagster_run, settings, context.log)
+    def run_sensor(name: str, status: DagsterRunStatus, description: str) -> SensorDefinition:
+        @run_status_sensor(
+            name=name,
+            run_status=status,
+            monitored_jobs=jobs,
+            default_status=DefaultSensorStatus.RUNNING,
+            description=description,
+        )
+        def _sensor(context: RunStatusSensorContext) -> None:
+            on_finished_run(context.instance, context.dagster_run, settings, context.log)
 
-    @run_status_sensor(
-        name=ON_SUCCESS,
-        run_status=DagsterRunStatus.SUCCESS,
-        monitored_jobs=jobs,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Alerts once when a failing route's sync runs succeed again.",
-    )
-    def _on_success(context: RunStatusSensorContext) -> None:
-        on_finished_run(context.instance, context.dagster_run, settings, context.log)
+        return _sensor
 
     @sensor(
         name=NO_CHECK,
@@ -160,4 +167,16 @@ def alert_sensors(
         )
         return SkipReason(f"{len(sent)} alerts sent" if sent else "every route checked lately")
 
-    return [_on_failure, _on_success, _no_check]
+    return [
+        run_sensor(
+            ON_FAILURE,
+            DagsterRunStatus.FAILURE,
+            "Alerts once when a route's sync runs start failing (debounced).",
+        ),
+        run_sensor(
+            ON_SUCCESS,
+            DagsterRunStatus.SUCCESS,
+            "Alerts once when a failing route's sync runs succeed again.",
+        ),
+        _no_check,
+    ]

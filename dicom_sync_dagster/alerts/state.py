@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..orchestration.private_files import open_private, read_private, replace_private
 
 ALERT_STATE_FILE = "dicom-sync-alerts.json"
 
@@ -18,7 +21,6 @@ class RouteAlertState:
     """What the last messages told about a route (a route never seen counts as healthy)."""
 
     failing: bool = False
-    failing_since: str = ""
     series_failing: bool = False
     no_check: bool = False
 
@@ -28,11 +30,10 @@ def alert_state(root: str | Path) -> Iterator[dict[str, RouteAlertState]]:
     """The routes' alert states, locked against other sensors for a read-modify-write; saved
     when the block ends without an exception (then the messages went out)."""
     path = Path(root) / ALERT_STATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
+    with os.fdopen(open_private(path.with_suffix(".lock")), "r") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(read_private(path))
         except (OSError, ValueError):
             raw = {}
         known = set(RouteAlertState.__dataclass_fields__)
@@ -42,6 +43,4 @@ def alert_state(root: str | Path) -> Iterator[dict[str, RouteAlertState]]:
             if isinstance(value, dict)
         }
         yield states
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({r: asdict(s) for r, s in states.items()}, indent=1))
-        temporary.replace(path)
+        replace_private(path, json.dumps({r: asdict(s) for r, s in states.items()}, indent=1))

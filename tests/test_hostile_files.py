@@ -12,6 +12,7 @@ import pytest
 import yaml
 from dagster import DagsterInstance
 
+from dicom_sync_dagster.orchestration.check_state import CheckState, write_check_state
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .helpers import run_sync
@@ -121,7 +122,11 @@ def test_links_at_the_state_files_are_not_followed_and_the_files_are_private(sit
     assert target.read_text() == "keep me" and other.read_text() == "keep me too"
     state = root / "dicom-sync-settled.json"
     assert not state.is_symlink()  # the link was replaced, not followed
-    for name in ("dicom-sync.lock", "dicom-sync-settled.json"):
+    check = root / "dicom-sync-check.json"
+    check.symlink_to(other)  # the schedule's check record: written the same way
+    write_check_state(root, "default", CheckState("2026-12-01T00:00:00+00:00", True, {}))
+    assert other.read_text() == "keep me too" and not check.is_symlink()
+    for name in ("dicom-sync.lock", "dicom-sync-settled.json", "dicom-sync-check.json"):
         assert stat.S_IMODE(os.lstat(root / name).st_mode) == 0o600, name
     assert not [p for p in root.iterdir() if p.name.startswith(".dicom-sync")]  # no leftovers
 

@@ -111,12 +111,9 @@ def start_run(env: dict[str, str], folder) -> subprocess.Popen:
 
 
 def runs(folder) -> list:
-    os.environ["DAGSTER_HOME"] = str(folder)
-    try:
-        with DagsterInstance.get() as instance:
-            return [r.dagster_run for r in instance.get_run_records()]
-    finally:
-        del os.environ["DAGSTER_HOME"]
+    """The runs of the instance in ``folder`` (its dagster.yaml), as the CLI recorded them."""
+    with DagsterInstance.from_config(str(folder)) as instance:
+        return [r.dagster_run for r in instance.get_run_records()]
 
 
 def test_ctrl_c_to_the_process_group_stops_a_move_pending_for_ever_within_seconds(

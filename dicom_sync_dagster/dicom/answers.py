@@ -12,13 +12,11 @@ from struct import Struct
 from pydicom.dataset import Dataset
 from pynetdicom.dsutils import decode
 
+from .raw_responses import LONG_VRS, UNDEFINED
+
 _HEADER = Struct("<HHI")  # implicit VR: group, element, 4-byte length
 _EXPLICIT = Struct("<HH2sH")  # explicit VR: group, element, VR, 2-byte length
 _LONG = Struct("<I")
-# Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
-             b"UT", b"UV"}  # fmt: skip
-UNDEFINED = 0xFFFFFFFF
 
 
 class Answer:
@@ -51,7 +49,7 @@ def read_answer(data: bytes, implicit: bool) -> Answer | None:
             position += 8
         else:
             group, element, raw_vr, length = _EXPLICIT.unpack_from(data, position)
-            if raw_vr in _LONG_VRS:
+            if raw_vr in LONG_VRS:
                 if position + 12 > end:
                     return None
                 (length,) = _LONG.unpack_from(data, position + 8)

@@ -10,6 +10,7 @@ from pynetdicom.status import (
     STATUS_CANCEL,
     STATUS_SUCCESS,
     STATUS_WARNING,
+    Status,
     code_to_category,
 )
 
@@ -66,7 +67,7 @@ def outcome_for_status(code: int) -> MoveOutcome:
     return MoveOutcome.FAILURE  # failure, or a code pynetdicom does not know
 
 
-MOVE_DESTINATION_UNKNOWN = 0xA801
+MOVE_DESTINATION_UNKNOWN = Status.MOVE_DESTINATION_UNKNOWN
 
 
 def no_transfer_cause(code: int | None, destination: str, remote_ae: str) -> str:

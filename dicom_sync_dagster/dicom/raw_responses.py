@@ -15,6 +15,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.status import STATUS_PENDING, code_to_category
 
@@ -32,10 +33,10 @@ RESPONSE_FIELD = {"C-FIND": 0x8020, "C-MOVE": 0x8021}
 # larger is a peer that will not stop, not an answer.
 MAX_COMMAND_BYTES = 64 * 1024
 MAX_DATA_SET_BYTES = 4 * 1024 * 1024
-_UNDEFINED = 0xFFFFFFFF
+UNDEFINED = 0xFFFFFFFF  # an undefined length
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR"}
-_LONG_VRS |= {b"UT", b"UV"}
+# Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2), from pydicom.
+LONG_VRS = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_32)
 
 
 class MalformedResponse(ValueError):
@@ -150,13 +151,13 @@ def _walk(
         vr = data[offset + 4 : offset + 6]
         if implicit or tag in (_ITEM, _ITEM_END, _SEQUENCE_END):
             (length,), offset = struct.unpack_from(order + "I", data, offset + 4), offset + 8
-        elif vr in _LONG_VRS:
+        elif vr in LONG_VRS:
             if end - offset < 12:
                 raise MalformedResponse(f"a data set element header cut off at byte {offset}")
             (length,), offset = struct.unpack_from(order + "I", data, offset + 8), offset + 12
         else:
             (length,), offset = struct.unpack_from(order + "H", data, offset + 6), offset + 8
-        if length == _UNDEFINED:
+        if length == UNDEFINED:
             offset = _sequence(data, offset, end, implicit, order, depth)
             continue
         if length > end - offset:
@@ -181,7 +182,7 @@ def _sequence(data: bytes, offset: int, end: int, implicit: bool, order: str, de
             return offset
         if tag_value != _ITEM:
             raise MalformedResponse(f"({tag[0]:04X},{tag[1]:04X}) where a sequence item belongs")
-        if length == _UNDEFINED:
+        if length == UNDEFINED:
             offset = _walk(data, offset, end, implicit, order, depth + 1, delimited=True)
         elif length > end - offset:
             raise MalformedResponse(f"a sequence item of {length} bytes runs past the data")

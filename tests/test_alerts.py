@@ -14,7 +14,7 @@ from dagster import (
     build_run_status_sensor_context,
 )
 
-from dicom_sync_dagster.alerts.channels import Alert, deliver
+from dicom_sync_dagster.alerts.channels import Alert, deliver, webhook_payload
 from dicom_sync_dagster.alerts.sensors import (
     ON_FAILURE,
     ON_SUCCESS,
@@ -298,3 +298,33 @@ def test_the_routes_files_alerts_block_is_checked_naming_its_fields(tmp_path):
     routes.write_text(routes.read_text() + "  smtp_pasword: x\n")
     with pytest.raises(ConfigError, match=r"alerts: unknown field 'smtp_pasword'"):
         load_alert_settings(env)
+
+
+def test_a_login_in_clear_text_and_an_unloadable_ca_file_are_refused(tmp_path):
+    broken_ca = tmp_path / "ca.pem"
+    broken_ca.write_text("not a certificate")
+    env = {
+        "DICOM_SYNC_ROUTES_FILE": "none",
+        "DICOM_SYNC_ALERT_EMAIL_TO": "pacs-team@example.org",
+        "DICOM_SYNC_ALERT_SMTP_HOST": "smtp.example.org",
+        "DICOM_SYNC_ALERT_SMTP_SECURITY": "none",
+        "DICOM_SYNC_ALERT_SMTP_USER": "dicom-sync",
+        "DICOM_SYNC_ALERT_SMTP_PASSWORD": "hunter2-secret",
+        "DICOM_SYNC_ALERT_SMTP_CA": str(broken_ca),
+    }
+    with pytest.raises(ConfigError) as error:
+        load_alert_settings(env)
+    [clear, ca] = error.value.problems
+    assert clear.startswith(
+        "DICOM_SYNC_ALERT_SMTP_USER is set with DICOM_SYNC_ALERT_SMTP_SECURITY=none"
+    )
+    assert ca.startswith(f"DICOM_SYNC_ALERT_SMTP_CA={str(broken_ca)!r}: ")
+    assert "hunter2" not in str(error.value)
+
+
+def test_peer_text_cannot_mention_a_whole_slack_channel():
+    alert = Alert("failing", "default", "route default is failing", ["error: <!channel> & co"])
+
+    text = webhook_payload(alert, "slack")["text"]
+
+    assert "<!channel>" not in text and "&lt;!channel&gt; &amp; co" in text

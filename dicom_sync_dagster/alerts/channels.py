@@ -29,10 +29,6 @@ class Alert:
     lines: list[str] = field(default_factory=list)
     url: str = ""
 
-    @property
-    def bad(self) -> bool:
-        return self.kind in ("failing", "series_failing", "no_check")
-
     def text(self) -> str:
         link = [f"Open in Dagster: {self.url}"] if self.url else []
         return "\n".join([self.title, "", *self.lines, *link])
@@ -86,13 +82,20 @@ def webhook_format(settings: AlertSettings) -> str:
     return "slack" if host.endswith(SLACK_HOSTS) else "json"
 
 
+def _slack_escaped(text: str) -> str:
+    """Slack reads ``<...>`` as links and mentions (``<!channel>``): text from a PACS is
+    escaped as Slack asks (``&``, ``<``, ``>``)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def webhook_payload(alert: Alert, shape: str) -> dict[str, object]:
     """Teams: an Adaptive Card message (Workflows and the older connectors take it); Slack:
     ``text`` with a link; json: ``text`` (Slack, Mattermost and Rocket.Chat read it) and the
     alert's fields."""
     if shape == "slack":
         link = f"\n<{alert.url}|Open in Dagster>" if alert.url else ""
-        return {"text": f"*{alert.title}*\n" + "\n".join(alert.lines) + link}
+        lines = "\n".join(_slack_escaped(line) for line in alert.lines)
+        return {"text": f"*{_slack_escaped(alert.title)}*\n{lines}{link}"}
     if shape == "teams":
         body = [
             {"type": "TextBlock", "text": alert.title, "weight": "Bolder", "wrap": True},

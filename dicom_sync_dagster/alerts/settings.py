@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..core.text import shorten
 from ..routes import read_yaml, routes_file
 from ..settings import ConfigError, check_host, check_port
 
@@ -129,8 +131,16 @@ def alert_settings(values: Mapping[str, object], names: Mapping[str, str]) -> Al
         if bool(text["smtp_user"]) != bool(text["smtp_password"]):
             given, other = ("smtp_user", "smtp_password")[:: 1 if text["smtp_user"] else -1]
             problems.append(f"{names[given]} is set but {names[other]} is not (login needs both)")
-        if text["smtp_ca"] and not Path(text["smtp_ca"]).is_file():
-            problems.append(f"{names['smtp_ca']}={text['smtp_ca']!r}: no such file")
+        if text["smtp_user"] and checked.get("smtp_security") == "none":
+            problems.append(
+                f"{names['smtp_user']} is set with {names['smtp_security']}=none: the password "
+                "would cross the network in clear text (use starttls or ssl)"
+            )
+        if text["smtp_ca"]:
+            try:  # loaded now, not at the first alert
+                ssl.create_default_context(cafile=text["smtp_ca"])
+            except (OSError, ssl.SSLError) as exc:
+                problems.append(f"{names['smtp_ca']}={shorten(text['smtp_ca'])}: {exc}")
     if problems:
         raise ConfigError(problems)
     return AlertSettings(
@@ -143,9 +153,9 @@ def alert_settings(values: Mapping[str, object], names: Mapping[str, str]) -> Al
         smtp_password=str(values.get("smtp_password") or ""),  # spaces may be meant
         smtp_ca=text["smtp_ca"],
         webhook_url=str(checked.get("webhook_url", "")),
-        webhook_format=str(checked["webhook_format"]) if "webhook_format" in checked else "auto",
-        no_check_minutes=float(checked.get("no_check_minutes", DEFAULT_NO_CHECK_MINUTES)),
-        ui_url=str(checked.get("ui_url", DEFAULT_UI_URL)),
+        webhook_format=str(checked["webhook_format"]),
+        no_check_minutes=float(checked["no_check_minutes"]),
+        ui_url=str(checked["ui_url"]),
     )
 
 

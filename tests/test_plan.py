@@ -737,3 +737,13 @@ def test_failure_streaks_carry_on_from_the_previous_run():
         "b": (1, now),
     }
     assert failure_streaks({}, set(), now) == {}
+
+
+def test_summary_line_agrees_with_the_rate_figure_it_stands_above():
+    # 7 images in 0.150997 s is 2,781.47 images/min: the figure reads 2,781.5 and the line
+    # must round that same figure (2,782), not the unrounded one (2,781).
+    from dicom_sync_dagster.orchestration.ops import summary_line
+
+    summary = CycleSummary("all", False, "", "", 0, 0, 0, 0, 2, 2, 0, 7, 7 * 60 / 2781.47)
+    assert summary.as_dict()["images_per_minute"] == 2781.5
+    assert summary_line(summary) == "2/2 series, 7 images, 2,782 images/min; 0 failed"

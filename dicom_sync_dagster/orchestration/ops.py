@@ -86,9 +86,11 @@ def summary_line(summary: CycleSummary) -> str:
     0 failed``."""
     if summary.dry_run:
         return f"dry run: {summary.series_planned} series planned, nothing moved"
+    # From the figure as the report shows it (one decimal), so line and figure never disagree.
+    per_minute = round(summary.images_per_minute, 1)
     return (
         f"{summary.series_transferred}/{summary.series_planned} series, "
-        f"{summary.images_moved:,} images, {summary.images_per_minute:,.0f} images/min; "
+        f"{summary.images_moved:,} images, {per_minute:,.0f} images/min; "
         f"{summary.series_failed} failed"
     )
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .envfile import load_dotenv
 from .exit_codes import EXIT_BUSY, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from .routes import MAX_WINDOW_HOURS, Route, load_routes
+from .options import WINDOW_HOURS
+from .routes import Route, load_routes
 from .settings import IMAGE_LIMIT, MODE, ConfigError, check_selection, settings_from_env
 
 INTERVAL_SECONDS = 60
@@ -38,22 +39,20 @@ def ensure_dagster_home() -> Path:
 
 
 def _run_config(args: argparse.Namespace) -> dict[str, object]:
-    from .core.selection import Mode, Selection
+    from .core.selection import Mode, limit_problem
 
     config: dict[str, object] = {"dry_run": args.dry_run}  # no mode flag: the route's mode
     if args.all_series:
         config["mode"] = Mode.all.value
     elif args.min_images is not None:
         config.update(mode=Mode.fewer_than.value, image_limit=args.min_images)
-        try:
-            Selection(Mode.fewer_than, args.min_images)
-        except ValueError as exc:
-            raise ConfigError([f"--min-images={args.min_images!r}: {exc}"]) from None
+        problem = limit_problem("--min-images", args.min_images)
+        if problem:
+            raise ConfigError([problem])
     if args.window_hours is not None:
-        if not 0 < args.window_hours <= MAX_WINDOW_HOURS:
-            raise ConfigError(
-                [f"--window-hours={args.window_hours!r} must be > 0 and <= {MAX_WINDOW_HOURS}"]
-            )
+        problem = WINDOW_HOURS.problem("--window-hours", args.window_hours)
+        if problem:
+            raise ConfigError([problem])
         config["window_hours"] = args.window_hours
     return config
 
@@ -223,7 +222,10 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     modes.add_argument("--min-images", type=int, metavar="N", help="every series with < N images")
     modes.add_argument("--all-series", action="store_true", help="every series")
     run.add_argument(
-        "--window-hours", type=float, metavar="H", help="window length (default: the route's, 12)"
+        "--window-hours",
+        type=float,
+        metavar="H",
+        help=f"window length (default: the route's, {WINDOW_HOURS.default:g})",
     )
     run.add_argument("--dry-run", action="store_true", help="plan and report, move nothing")
     run.add_argument("--route", help="only this route of dicom_sync.yaml (default: every route)")

@@ -25,21 +25,15 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from . import options as o
 from .core.text import printable, shorten
-from .dicom.node import Timeouts
 from .settings import (
-    CALLING_AE,
-    IMAGE_LIMIT,
-    MODE,
-    MOVE_DESTINATION,
-    NODE_VARIABLES,
-    TIMEZONE,
-    TLS_VARIABLES,
+    SETTINGS_OPTIONS,
     ConfigError,
     SyncSettings,
     check_selection,
@@ -52,48 +46,17 @@ NO_FILE = "none"  # DICOM_SYNC_ROUTES_FILE=none: the environment variables, what
 DEFAULT_ROUTE = "default"
 EVERY_MINUTE = "* * * * *"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-MAX_WINDOW_HOURS = 24 * 14
+MAX_WINDOW_HOURS = o.MAX_WINDOW_HOURS
 
-NODE_FIELDS = ("ae_title", "host", "port", "tls_ca", "tls_cert", "tls_key")
-# Options a route may set (or inherit from the top level), with their defaults.
-OPTION_DEFAULTS: dict[str, object] = {
-    "calling_ae": "",
-    "move_destination": "",
-    "timezone": "",
-    "mode": "smallest",
-    "image_limit": "",
-    "window_hours": 12.0,
-    "max_parallel_moves": 4,
-    "move_retries": 2,
-    "retry_backoff_seconds": 2.0,
-    "confirm_seconds": 10.0,
-    "failing_runs_limit": 3,
-    "catch_up_max_hours": 72.0,
-    # Every request has an end (see dicom.node.Timeouts): a C-FIND by its deadline, a C-MOVE
-    # when its counts stop changing and by its deadline; a C-FIND takes this many answers.
-    "find_deadline": 600.0,
-    "move_no_progress_timeout": 300.0,
-    "move_deadline": 1800.0,
-    "max_find_answers": 100_000,
-}
+NODE_FIELDS = o.NODE_FIELDS
+# Options a route may set (or inherit from the top level), with their defaults: the model's.
+OptionValue = str | int | float
+OPTION_DEFAULTS: dict[str, OptionValue] = {x.name: x.default for x in o.FILE_OPTIONS}
 SCHEDULE_FIELDS = ("schedule", "schedule_status")
 ROUTE_FIELDS = {"name", "remote", "local", *OPTION_DEFAULTS, *SCHEDULE_FIELDS}
 TOP_FIELDS = (ROUTE_FIELDS - {"name", "remote"}) | {"routes", "alerts"}  # alerts/settings.py
 # The environment variable a field stands in for, so the settings checks can name the field.
-_VARIABLE_OF = {
-    **{
-        variable: f"{role}.{name}"
-        for role in ("remote", "local")
-        for variable, name in zip(
-            NODE_VARIABLES[role] + TLS_VARIABLES[role], NODE_FIELDS, strict=True
-        )
-    },
-    CALLING_AE: "calling_ae",
-    MOVE_DESTINATION: "move_destination",
-    TIMEZONE: "timezone",
-    MODE: "mode",
-    IMAGE_LIMIT: "image_limit",
-}
+_VARIABLE_OF = o.field_of_variable()
 
 
 @dataclass(frozen=True)
@@ -103,7 +66,7 @@ class Route:
     name: str
     remote: Mapping[str, str] = field(default_factory=dict)
     local: Mapping[str, str] = field(default_factory=dict)
-    options: Mapping[str, object] = field(default_factory=lambda: dict(OPTION_DEFAULTS))
+    options: Mapping[str, OptionValue] = field(default_factory=lambda: dict(OPTION_DEFAULTS))
     cron: str = EVERY_MINUTE
     schedule_on: bool = True
     source: str = ""
@@ -193,7 +156,7 @@ def read_yaml(text: str) -> object:
 
 # Environment variables a routes file takes as top-level defaults (the node, mode, TLS and
 # move-destination variables describe the one environment route and are not read).
-ENV_DEFAULTS = {"calling_ae": CALLING_AE, "timezone": TIMEZONE}
+ENV_DEFAULTS = {x.name: x.variable for x in o.OPTIONS if x.file_default}
 
 
 def load_routes(env: Mapping[str, str] | None = None, folder: Path | None = None) -> list[Route]:
@@ -276,7 +239,7 @@ def _node(value: object, where: str) -> dict[str, str]:
     return {key: "" if value.get(key) is None else str(value[key]) for key in NODE_FIELDS}
 
 
-def _number(value: object, name: str, kind: type) -> object:
+def _number(value: object, name: str, kind: type) -> int | float:
     """An int or float option; text is refused with the field named."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError([f"{name}={shorten(value)} must be a number"])
@@ -284,35 +247,14 @@ def _number(value: object, name: str, kind: type) -> object:
         raise ConfigError([f"{name}={shorten(value)} must be a finite number"])
     if kind is int and value != int(value):
         raise ConfigError([f"{name}={shorten(value)} must be a whole number"])
-    return kind(value)
+    return int(value) if kind is int else float(value)
 
 
 def route_settings(route: Route) -> SyncSettings:
     """A file route's validated settings; errors name the field where it is written."""
-    options = route.options
+    options = {x.name: route.options[x.name] for x in SETTINGS_OPTIONS if x.name in route.options}
     return settings_from_values(
-        remote=tuple(route.remote.values()),
-        local=tuple(route.local.values()),
-        calling_ae=str(options["calling_ae"]),
-        move_destination=str(options["move_destination"]),
-        timezone=str(options["timezone"]),
-        max_parallel_moves=int(options["max_parallel_moves"]),
-        move_retries=int(options["move_retries"]),
-        retry_backoff_seconds=float(options["retry_backoff_seconds"]),
-        confirm_seconds=float(options["confirm_seconds"]),
-        timeouts=request_limits(options),
-        names=route.names,
-    )
-
-
-def request_limits(options: Mapping[str, object], base: Timeouts | None = None) -> Timeouts:
-    """``base`` (default timeouts) with a route's request deadlines and answer cap."""
-    return replace(
-        base or Timeouts(),
-        find_deadline=float(options["find_deadline"]),  # type: ignore[arg-type]
-        move_no_progress=float(options["move_no_progress_timeout"]),  # type: ignore[arg-type]
-        move_deadline=float(options["move_deadline"]),  # type: ignore[arg-type]
-        find_answers=int(options["max_find_answers"]),  # type: ignore[call-overload]
+        remote=route.remote, local=route.local, names=route.names, **options
     )
 
 
@@ -338,18 +280,18 @@ def _route(top: dict, entry: dict, name: str, where: str, label: str) -> Route:
             nodes[role] = _node(value, origin(role))
         except ConfigError as exc:
             problems += exc.problems
-    options: dict[str, object] = {}
-    for key, default in OPTION_DEFAULTS.items():
-        value = pick(key, default)
-        if isinstance(default, (int, float)):
+    options: dict[str, OptionValue] = {}
+    for option in o.FILE_OPTIONS:
+        value = pick(option.name, option.default)
+        if option.kind is not str:
             try:
-                value = _number(value, origin(key), type(default))
+                value = _number(value, origin(option.name), option.kind)
             except ConfigError as exc:
                 problems += exc.problems
-                value = default  # reported; the other checks go on
-        if value is None:
-            value = ""
-        options[key] = value if isinstance(default, int | float) else str(value)
+                value = option.default  # reported; the other checks go on
+        options[option.name] = (
+            "" if value is None else value if option.kind is not str else str(value)
+        )
     names = field_names(origin)
     cron, status = str(pick("schedule", EVERY_MINUTE)), str(pick("schedule_status", "on"))
     route = Route(
@@ -379,19 +321,17 @@ def _route(top: dict, entry: dict, name: str, where: str, label: str) -> Route:
 
 
 def _check_route_options(options: dict, nodes: dict, where: str, origin) -> list[str]:
-    problems = []
-    for key, low, high in (
-        ("window_hours", 0, MAX_WINDOW_HOURS),
-        ("catch_up_max_hours", 0, 24 * 31),
-        ("failing_runs_limit", 1, 1000),
-    ):
-        value = options[key]
-        if not low <= value <= high or (key == "window_hours" and value == 0):
-            bounds = f"> 0 and <= {high}" if key == "window_hours" else f"{low}-{high}"
-            problems.append(f"{origin(key)}={shorten(value)} must be {bounds}")
+    """The run options' ranges (the connection's are checked with the settings), and two
+    nodes that are one."""
+    problems = [
+        problem
+        for option in o.RUN_OPTIONS
+        if option.kind is not str
+        for problem in [option.problem(origin(option.name), options[option.name])]
+        if problem
+    ]
     remote, local = nodes.get("remote"), nodes.get("local")
-    same = remote and local and all(remote[k] == local[k] for k in ("ae_title", "host", "port"))
-    if same:
+    if remote and local and all(remote[k] == local[k] for k in ("ae_title", "host", "port")):
         problems.append(f"{where}: remote and local are the same node ({remote['ae_title']})")
     return problems
 

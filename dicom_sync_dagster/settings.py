@@ -8,55 +8,34 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .core.selection import Mode, Selection
+from . import options as o
+from .core.selection import Mode, Selection, limit_problem
 from .core.text import shorten
 from .dicom.node import DicomNode, Timeouts
 from .dicom.tls import TlsFileError, TlsFiles, ssl_context
 
-DEFAULT_CALLING_AE = "DICOMSYNC"
+# The variables, as the model names them (kept as names here: other modules and tests use them).
+DEFAULT_CALLING_AE = o.DEFAULT_CALLING_AE
+CALLING_AE = o.CALLING_AE.variable
+MOVE_DESTINATION = o.MOVE_DESTINATION.variable
+TIMEZONE = o.TIMEZONE.variable
+MODE = o.MODE.variable
+IMAGE_LIMIT = o.IMAGE_LIMIT.variable
+SCHEDULE = o.PREFIX + "SCHEDULE"  # the schedules' default status (schedules.py)
 
-CALLING_AE = "DICOM_SYNC_CALLING_AE"
-REMOTE_AE, REMOTE_HOST, REMOTE_PORT = (
-    "DICOM_SYNC_REMOTE_AE",
-    "DICOM_SYNC_REMOTE_HOST",
-    "DICOM_SYNC_REMOTE_PORT",
-)
-LOCAL_AE, LOCAL_HOST, LOCAL_PORT = (
-    "DICOM_SYNC_LOCAL_AE",
-    "DICOM_SYNC_LOCAL_HOST",
-    "DICOM_SYNC_LOCAL_PORT",
-)
-MOVE_DESTINATION = "DICOM_SYNC_MOVE_DESTINATION"
-TIMEZONE = "DICOM_SYNC_TIMEZONE"
-MODE = "DICOM_SYNC_MODE"
-IMAGE_LIMIT = "DICOM_SYNC_IMAGE_LIMIT"
-SCHEDULE = "DICOM_SYNC_SCHEDULE"
-
-NODE_VARIABLES = {
-    "remote": (REMOTE_AE, REMOTE_HOST, REMOTE_PORT),
-    "local": (LOCAL_AE, LOCAL_HOST, LOCAL_PORT),
-}
+NODE_VARIABLES = {role: o.node_variables(role)[:3] for role in o.ROLES}  # AE, host, port
+REMOTE_AE, REMOTE_HOST, REMOTE_PORT = NODE_VARIABLES["remote"]
+LOCAL_AE, LOCAL_HOST, LOCAL_PORT = NODE_VARIABLES["local"]
 # PEM files: the CA that signed the node's certificate (TLS is on when set), and an optional
 # client certificate and key.
-REMOTE_TLS_CA, REMOTE_TLS_CERT, REMOTE_TLS_KEY = (
-    "DICOM_SYNC_REMOTE_TLS_CA",
-    "DICOM_SYNC_REMOTE_TLS_CERT",
-    "DICOM_SYNC_REMOTE_TLS_KEY",
-)
-LOCAL_TLS_CA, LOCAL_TLS_CERT, LOCAL_TLS_KEY = (
-    "DICOM_SYNC_LOCAL_TLS_CA",
-    "DICOM_SYNC_LOCAL_TLS_CERT",
-    "DICOM_SYNC_LOCAL_TLS_KEY",
-)
-TLS_VARIABLES = {
-    "remote": (REMOTE_TLS_CA, REMOTE_TLS_CERT, REMOTE_TLS_KEY),
-    "local": (LOCAL_TLS_CA, LOCAL_TLS_CERT, LOCAL_TLS_KEY),
-}
+TLS_VARIABLES = {role: o.node_variables(role)[3:] for role in o.ROLES}
+REMOTE_TLS_CA, REMOTE_TLS_CERT, REMOTE_TLS_KEY = TLS_VARIABLES["remote"]
+LOCAL_TLS_CA, LOCAL_TLS_CERT, LOCAL_TLS_KEY = TLS_VARIABLES["local"]
 
 
 # How a setting is named in error messages: the environment variable (default), or a mapping
@@ -177,7 +156,7 @@ def check_tls(
     if missing:
         variable, other = variables[name], variables[missing]
         raise ConfigError([f"{variable}={shorten(values[name])} is set but {other} is not ({why})"])
-    files = TlsFiles(**values)
+    files = TlsFiles(str(values["ca"]), values["cert"], values["key"])
     try:
         ssl_context(files)
     except TlsFileError as exc:
@@ -190,7 +169,7 @@ def check_selection(
 ) -> Selection:
     """The series selection from a mode name and, for ``fewer_than``, an image limit."""
     name = _namer(names)
-    mode_text = str(mode or "").strip() or Mode.smallest.value
+    mode_text = str(mode or "").strip() or o.MODE.default
     try:
         chosen = Mode(mode_text)
     except ValueError:
@@ -199,30 +178,27 @@ def check_selection(
     if chosen is not Mode.fewer_than:
         return Selection(chosen)
     limit_text = str(image_limit if image_limit is not None else "").strip()
-    if not (limit_text.isascii() and limit_text.isdigit()) or int(limit_text) < 1:
-        raise ConfigError(
-            [
-                f"{name(IMAGE_LIMIT)}={shorten(limit_text)} must be a whole number >= 1 "
-                "for mode fewer_than"
-            ]
-        )
-    return Selection(chosen, int(limit_text))
+    limit = int(limit_text) if limit_text.isascii() and limit_text.isdigit() else 0
+    if limit_problem(name(IMAGE_LIMIT), limit):  # the text as written in the message
+        raise ConfigError([str(limit_problem(name(IMAGE_LIMIT), limit_text))])
+    return Selection(chosen, limit)
 
 
 @dataclass(frozen=True)
 class SyncSettings:
-    """Who talks to whom: the two nodes, our AE title, where moves go, the PACS's zone."""
+    """Who talks to whom: the two nodes, our AE title, where moves go, the PACS's zone; and
+    how (the options of :data:`SETTINGS_OPTIONS`, defaults from the model)."""
 
     remote: DicomNode
     local: DicomNode
-    calling_ae: str = DEFAULT_CALLING_AE
-    move_destination: str = ""
+    calling_ae: str = o.CALLING_AE.default
+    move_destination: str = o.MOVE_DESTINATION.default
     timezone_name: str = "UTC"
     timeouts: Timeouts = field(default_factory=Timeouts)
-    max_parallel_moves: int = 4
-    move_retries: int = 2
-    retry_backoff_seconds: float = 2.0
-    confirm_seconds: float = 10.0
+    max_parallel_moves: int = o.MAX_PARALLEL_MOVES.default
+    move_retries: int = o.MOVE_RETRIES.default
+    retry_backoff_seconds: float = o.RETRY_BACKOFF_SECONDS.default
+    confirm_seconds: float = o.CONFIRM_SECONDS.default
 
     @property
     def zone(self) -> tzinfo:
@@ -233,6 +209,12 @@ class SyncSettings:
         return self.move_destination or self.local.ae_title
 
 
+# The options SyncSettings is made of (the others are a route's run defaults).
+SETTINGS_OPTIONS = tuple(option for option in o.OPTIONS if option not in o.RUN_OPTIONS)
+# Numbers that are SyncSettings fields of their own name (not text, not a Timeouts field).
+_NUMBERS = tuple(x for x in SETTINGS_OPTIONS if x.kind is not str and not x.timeout)
+
+
 def _collect(problems: list[str], check, *args):
     try:
         return check(*args)
@@ -241,23 +223,24 @@ def _collect(problems: list[str], check, *args):
         return None
 
 
-def node_from_values(
-    role: str,
-    ae_title: str | None,
-    host: str | None,
-    port: str | int | None,
-    tls_ca: str | None = None,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-    names: Names = None,
-) -> DicomNode:
-    """A validated node; errors name the ``DICOM_SYNC_<ROLE>_*`` variables (or ``names``)."""
+NodeValues = Mapping[str, object] | tuple[object, ...]
+
+
+def node_from_values(role: str, values: NodeValues, names: Names = None) -> DicomNode:
+    """A validated node from its fields (``options.NODE``: ae_title, host, port, tls_ca,
+    tls_cert, tls_key), a mapping or a tuple in that order, missing ones unset. Errors name
+    the ``DICOM_SYNC_<ROLE>_*`` variables (or what ``names`` maps them to)."""
+    given = (
+        values if isinstance(values, Mapping) else dict(zip(o.NODE_FIELDS, values, strict=False))
+    )
+    text = {key: None if given.get(key) is None else str(given[key]) for key in o.NODE_FIELDS}
     ae_var, host_var, port_var = map(_namer(names), NODE_VARIABLES[role])
     problems: list[str] = []
-    ae = _collect(problems, check_ae_title, ae_var, ae_title)
-    checked_host = _collect(problems, check_host, host_var, host)
-    checked_port = _collect(problems, check_port, port_var, port)
-    tls = _collect(problems, check_tls, role, tls_ca, tls_cert, tls_key, names)
+    ae = _collect(problems, check_ae_title, ae_var, text["ae_title"])
+    checked_host = _collect(problems, check_host, host_var, text["host"])
+    checked_port = _collect(problems, check_port, port_var, text["port"])
+    tls_values = (text["tls_ca"], text["tls_cert"], text["tls_key"])
+    tls = _collect(problems, check_tls, role, *tls_values, names)
     if problems:
         raise ConfigError(problems)
     return DicomNode(role, ae, checked_host, checked_port, tls)
@@ -265,48 +248,49 @@ def node_from_values(
 
 def settings_from_values(
     *,
-    remote: tuple[str | int | None, ...],
-    local: tuple[str | int | None, ...],
-    calling_ae: str | None = None,
-    move_destination: str | None = None,
-    timezone: str | None = None,
+    remote: NodeValues,
+    local: NodeValues,
     timeouts: Timeouts | None = None,
-    max_parallel_moves: int = 4,
-    move_retries: int = 2,
-    retry_backoff_seconds: float = 2.0,
-    confirm_seconds: float = 10.0,
     names: Names = None,
+    **options: object,
 ) -> SyncSettings:
-    """Validate every value, and report every bad one at once. ``remote`` and ``local`` are
-    (AE title, host, port), optionally followed by (TLS CA, cert, key). Errors name the
-    environment variables, or what ``names`` maps them to."""
+    """Validate every value, and report every bad one at once. ``remote`` and ``local``: see
+    :func:`node_from_values`. ``options``: any of :data:`SETTINGS_OPTIONS` by name (missing or
+    empty text: the default); a timeout option replaces that field of ``timeouts``. Errors
+    name the environment variables, or what ``names`` maps them to (else the option)."""
+    unknown = set(options) - {option.name for option in SETTINGS_OPTIONS}
+    if unknown:
+        raise TypeError(f"settings_from_values: not a setting: {', '.join(sorted(unknown))}")
     name = _namer(names)
     problems: list[str] = []
     nodes = [
-        _collect(problems, node_from_values, role, *values, *[None] * (6 - len(values)), names)
+        _collect(problems, node_from_values, role, values, names)
         for role, values in (("remote", remote), ("local", local))
     ]
-    calling_name = name(CALLING_AE)
-    calling = _collect(problems, check_ae_title, calling_name, calling_ae or DEFAULT_CALLING_AE)
+
+    def text(option: o.Option) -> str:
+        return str(options.get(option.name) or "")
+
+    calling_ae = text(o.CALLING_AE) or o.CALLING_AE.default
+    calling = _collect(problems, check_ae_title, name(CALLING_AE), calling_ae)
     destination = ""
-    if move_destination:
+    if text(o.MOVE_DESTINATION):
         destination = (
-            _collect(problems, check_ae_title, name(MOVE_DESTINATION), move_destination) or ""
+            _collect(problems, check_ae_title, name(MOVE_DESTINATION), text(o.MOVE_DESTINATION))
+            or ""
         )
-    zone = _collect(problems, check_timezone, name(TIMEZONE), timezone)
-    limits = timeouts or Timeouts()
-    for option, value, low, high in (
-        ("max_parallel_moves", max_parallel_moves, 1, 32),
-        ("move_retries", move_retries, 0, 10),
-        ("retry_backoff_seconds", retry_backoff_seconds, 0, 300),
-        ("confirm_seconds", confirm_seconds, 0, 600),
-        ("find_deadline", limits.find_deadline, 1, 24 * 3600),
-        ("move_no_progress_timeout", limits.move_no_progress, 1, 24 * 3600),
-        ("move_deadline", limits.move_deadline, 1, 24 * 3600),
-        ("max_find_answers", limits.find_answers, 1, 10_000_000),
-    ):
-        if not low <= value <= high:
-            problems.append(f"{name(option)}={shorten(value)} must be {low}-{high}")
+    zone = _collect(problems, check_timezone, name(TIMEZONE), text(o.TIMEZONE) or None)
+    limits = replace(
+        timeouts or Timeouts(),
+        **{x.timeout: x.kind(options[x.name]) for x in o.TIMEOUT_OPTIONS if x.name in options},
+    )
+    numbers = {x.name: x.kind(options.get(x.name, x.default)) for x in _NUMBERS}
+    checked = [(x, numbers[x.name]) for x in _NUMBERS]
+    checked += [(x, getattr(limits, x.timeout)) for x in o.TIMEOUT_OPTIONS]
+    for option, value in checked:
+        problem = option.problem(name(option.name), value)
+        if problem:
+            problems.append(problem)
     if problems:
         raise ConfigError(problems)
     return SyncSettings(
@@ -316,20 +300,15 @@ def settings_from_values(
         move_destination=destination,
         timezone_name=zone[0],
         timeouts=limits,
-        max_parallel_moves=max_parallel_moves,
-        move_retries=move_retries,
-        retry_backoff_seconds=retry_backoff_seconds,
-        confirm_seconds=confirm_seconds,
+        **numbers,
     )
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> SyncSettings:
-    """The settings from ``env`` (default: ``os.environ``)."""
+    """The settings from ``env`` (default: ``os.environ``): the variables of the model."""
     env = os.environ if env is None else env
     return settings_from_values(
-        remote=tuple(map(env.get, NODE_VARIABLES["remote"] + TLS_VARIABLES["remote"])),
-        local=tuple(map(env.get, NODE_VARIABLES["local"] + TLS_VARIABLES["local"])),
-        calling_ae=env.get(CALLING_AE),
-        move_destination=env.get(MOVE_DESTINATION),
-        timezone=env.get(TIMEZONE),
+        remote=tuple(map(env.get, o.node_variables("remote"))),
+        local=tuple(map(env.get, o.node_variables("local"))),
+        **{x.name: env.get(x.variable) for x in SETTINGS_OPTIONS if x.variable},
     )

@@ -7,6 +7,8 @@ from enum import Enum
 
 import pandas as pd
 
+from .text import shorten
+
 
 class Mode(str, Enum):
     """Member names are the values, so the Launchpad and the YAML show ``fewer_than``."""
@@ -14,6 +16,14 @@ class Mode(str, Enum):
     smallest = "smallest"
     fewer_than = "fewer_than"
     all = "all"
+
+
+def limit_problem(name: str, value: object) -> str | None:
+    """The image limit's check, one wording wherever it is given: ``None`` when ``value`` is a
+    whole number >= 1."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return None
+    return f"{name}={shorten(value)} must be a whole number >= 1 for mode fewer_than"
 
 
 @dataclass(frozen=True)
@@ -25,14 +35,9 @@ class Selection:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode(self.mode))
-        if self.mode is Mode.fewer_than:
-            if isinstance(self.image_limit, bool) or not isinstance(self.image_limit, int):
-                raise ValueError(
-                    f"image_limit must be a whole number >= 1 for mode 'fewer_than', "
-                    f"got {self.image_limit!r}"
-                )
-            if self.image_limit < 1:
-                raise ValueError(f"image_limit must be >= 1, got {self.image_limit!r}")
+        problem = limit_problem("image_limit", self.image_limit)
+        if self.mode is Mode.fewer_than and problem:
+            raise ValueError(problem)
 
     def describe(self) -> str:
         if self.mode is Mode.smallest:

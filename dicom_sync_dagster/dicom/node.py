@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .. import options as o
+
 if TYPE_CHECKING:  # tls.py imports this module
     from .tls import TlsFiles
 
@@ -30,13 +32,14 @@ class Timeouts:
     ``dimse``: waiting for one response; ``network``: an idle association;
     ``find_deadline``: one C-FIND from request to final response; ``move_no_progress``: a
     C-MOVE whose sub-operation counts do not change; ``move_deadline``: one C-MOVE.
-    And a limit: ``find_answers``, the answers taken per C-FIND (then C-CANCEL)."""
+    And a limit: ``find_answers``, the answers taken per C-FIND (then C-CANCEL). The defaults
+    (and ranges) are those of :mod:`dicom_sync_dagster.options`."""
 
-    connect: float = 5.0
-    acse: float = 15.0
-    dimse: float = 120.0
-    network: float = 300.0
-    find_deadline: float = 600.0
-    move_no_progress: float = 300.0
-    move_deadline: float = 1800.0
-    find_answers: int = 100_000
+    connect: float = o.CONNECT_TIMEOUT.default
+    acse: float = o.ACSE_TIMEOUT.default
+    dimse: float = o.DIMSE_TIMEOUT.default
+    network: float = o.NETWORK_TIMEOUT.default
+    find_deadline: float = o.FIND_DEADLINE.default
+    move_no_progress: float = o.MOVE_NO_PROGRESS_TIMEOUT.default
+    move_deadline: float = o.MOVE_DEADLINE.default
+    find_answers: int = o.MAX_FIND_ANSWERS.default

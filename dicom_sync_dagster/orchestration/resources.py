@@ -10,23 +10,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dagster import ConfigurableResource, EnvVar, Failure, InitResourceContext
 from pydantic import Field
 
+from .. import options as o
 from ..core.selection import Selection
 from ..core.text import printable
-from ..dicom.node import DicomNode, Timeouts
-from ..routes import DEFAULT_ROUTE, OPTION_DEFAULTS, Route, field_names, request_limits
+from ..dicom.node import DicomNode
+from ..routes import DEFAULT_ROUTE, Route, field_names
 from ..settings import (
-    CALLING_AE,
-    DEFAULT_CALLING_AE,
-    IMAGE_LIMIT,
-    MODE,
-    MOVE_DESTINATION,
-    NODE_VARIABLES,
-    TIMEZONE,
-    TLS_VARIABLES,
+    SETTINGS_OPTIONS,
     SyncSettings,
     check_selection,
     node_from_values,
@@ -47,125 +42,79 @@ def _names(source: str) -> dict[str, str] | None:
     return field_names(source) if source else None
 
 
+def _field(declared: o.Option | o.NodeField) -> Any:
+    """The resource field of an option or node value: its default and description."""
+    default = declared.default if isinstance(declared, o.Option) else ""
+    return Field(default=default, description=declared.description)
+
+
+_NODE = {field.name: field for field in o.NODE}
+
+
 class DicomNodeResource(ConfigurableResource):
     """A DICOM Query/Retrieve SCP: the remote PACS (the source) or the local PACS."""
 
     role: str = Field(description="'remote' or 'local'; names the node in messages.")
-    ae_title: str = Field(default="", description="Called AE title of the node.")
-    host: str = Field(default="", description="Host name or IP address.")
-    port: str = Field(default="", description="DICOM port, 1-65535.")
-    tls_ca: str = Field(
-        default="", description="PEM CA file that signed the node's certificate; set: DICOM TLS."
-    )
-    tls_cert: str = Field(default="", description="PEM client certificate (TLS, optional).")
-    tls_key: str = Field(default="", description="PEM key of tls_cert, unencrypted.")
+    ae_title: str = _field(_NODE["ae_title"])
+    host: str = _field(_NODE["host"])
+    port: str = _field(_NODE["port"])
+    tls_ca: str = _field(_NODE["tls_ca"])
+    tls_cert: str = _field(_NODE["tls_cert"])
+    tls_key: str = _field(_NODE["tls_key"])
     source: str = Field(default="", description=SOURCE_DESCRIPTION)
 
-    def node_values(self) -> tuple[str, ...]:
-        """(AE title, host, port, TLS CA, cert, key) as given, for the settings checks."""
-        return (self.ae_title, self.host, self.port, self.tls_ca, self.tls_cert, self.tls_key)
+    def node_values(self) -> dict[str, str]:
+        """The node's fields as given, for the settings checks."""
+        return {name: getattr(self, name) for name in o.NODE_FIELDS}
 
     def node(self) -> DicomNode:
-        return node_from_values(self.role, *self.node_values(), names=_names(self.source))
+        return node_from_values(self.role, self.node_values(), _names(self.source))
 
 
 class SyncOptionsResource(ConfigurableResource):
-    """How this tool talks to both nodes, and what the route's runs do by default."""
+    """How this tool talks to both nodes, and what the route's runs do by default. One field
+    per option of :mod:`dicom_sync_dagster.options`, which gives its default and description."""
 
     route: str = Field(default=DEFAULT_ROUTE, description="The route these runs belong to.")
     source: str = Field(default="", description=SOURCE_DESCRIPTION)
-    mode: str = Field(
-        default=OPTION_DEFAULTS["mode"],
-        description="Default mode of runs (smallest, fewer_than, all); the run config may "
-        "choose another.",
-    )
-    image_limit: str = Field(default="", description="Image limit of mode fewer_than.")
-    window_hours: float = Field(
-        default=OPTION_DEFAULTS["window_hours"], description="Default window of runs, in hours."
-    )
-    catch_up_max_hours: float = Field(
-        default=OPTION_DEFAULTS["catch_up_max_hours"],
-        description="After an outage, the window stretches back to the last run that examined "
-        "the remote, but at most this many hours; 0: never.",
-    )
-    failing_runs_limit: int = Field(
-        default=OPTION_DEFAULTS["failing_runs_limit"],
-        description="The archive's asset check fails when a series has failed in more runs "
-        "in a row than this.",
-    )
+    mode: str = _field(o.MODE)
+    image_limit: str = _field(o.IMAGE_LIMIT)
+    window_hours: float = _field(o.WINDOW_HOURS)
+    catch_up_max_hours: float = _field(o.CATCH_UP_MAX_HOURS)
+    failing_runs_limit: int = _field(o.FAILING_RUNS_LIMIT)
 
-    calling_ae: str = Field(
-        default=DEFAULT_CALLING_AE, description="AE title this tool uses as SCU."
-    )
-    move_destination: str = Field(
-        default="", description="AE title the remote sends C-MOVEs to; empty: the local AE title."
-    )
-    timezone: str = Field(
-        default="", description="IANA zone of StudyDate/StudyTime; empty: this machine's zone."
-    )
-    connect_timeout: float = Field(default=5.0, description="Seconds to open a TCP connection.")
-    acse_timeout: float = Field(default=15.0, description="Seconds for association set-up/release.")
-    dimse_timeout: float = Field(default=120.0, description="Seconds to wait for one response.")
-    network_timeout: float = Field(default=300.0, description="Seconds an association may idle.")
-    max_parallel_moves: int = Field(
-        default=OPTION_DEFAULTS["max_parallel_moves"],
-        description="C-MOVEs at once, each on its own association (1-32).",
-    )
-    move_retries: int = Field(
-        default=OPTION_DEFAULTS["move_retries"],
-        description="Retries within a run of a move that failed for a transient reason "
-        "(timeout, abort, out of resources, unreachable); 0-10.",
-    )
-    retry_backoff_seconds: float = Field(
-        default=OPTION_DEFAULTS["retry_backoff_seconds"],
-        description="Wait before the first retry; doubled for each further one.",
-    )
-    confirm_seconds: float = Field(
-        default=OPTION_DEFAULTS["confirm_seconds"],
-        description="After a successful C-MOVE, wait up to this long for the local PACS to list "
-        "every image (PACS that file received images in the background).",
-    )
-
-    find_deadline: float = Field(
-        default=OPTION_DEFAULTS["find_deadline"],
-        description="Seconds one C-FIND may take from request to its last answer.",
-    )
-    move_no_progress_timeout: float = Field(
-        default=OPTION_DEFAULTS["move_no_progress_timeout"],
-        description="A C-MOVE whose sub-operation counts do not change for this many seconds "
-        "is cancelled (a remote that sends 'pending' and does nothing).",
-    )
-    move_deadline: float = Field(
-        default=OPTION_DEFAULTS["move_deadline"],
-        description="Seconds one C-MOVE (one series) may take in all.",
-    )
-    max_find_answers: int = Field(
-        default=OPTION_DEFAULTS["max_find_answers"],
-        description="Answers taken per C-FIND; then it is cancelled (a study query is then "
-        "asked again in smaller date/time slices, any other fails naming the node).",
-    )
+    calling_ae: str = _field(o.CALLING_AE)
+    move_destination: str = _field(o.MOVE_DESTINATION)
+    timezone: str = _field(o.TIMEZONE)
+    connect_timeout: float = _field(o.CONNECT_TIMEOUT)
+    acse_timeout: float = _field(o.ACSE_TIMEOUT)
+    dimse_timeout: float = _field(o.DIMSE_TIMEOUT)
+    network_timeout: float = _field(o.NETWORK_TIMEOUT)
+    max_parallel_moves: int = _field(o.MAX_PARALLEL_MOVES)
+    move_retries: int = _field(o.MOVE_RETRIES)
+    retry_backoff_seconds: float = _field(o.RETRY_BACKOFF_SECONDS)
+    confirm_seconds: float = _field(o.CONFIRM_SECONDS)
+    find_deadline: float = _field(o.FIND_DEADLINE)
+    move_no_progress_timeout: float = _field(o.MOVE_NO_PROGRESS_TIMEOUT)
+    move_deadline: float = _field(o.MOVE_DEADLINE)
+    max_find_answers: int = _field(o.MAX_FIND_ANSWERS)
 
     def settings(self, remote: DicomNodeResource, local: DicomNodeResource) -> SyncSettings:
-        timeouts = Timeouts(
-            self.connect_timeout, self.acse_timeout, self.dimse_timeout, self.network_timeout
-        )
         return settings_from_values(
             remote=remote.node_values(),
             local=local.node_values(),
-            calling_ae=self.calling_ae,
-            move_destination=self.move_destination,
-            timezone=self.timezone,
-            timeouts=request_limits(self.model_dump(), timeouts),
-            max_parallel_moves=self.max_parallel_moves,
-            move_retries=self.move_retries,
-            retry_backoff_seconds=self.retry_backoff_seconds,
-            confirm_seconds=self.confirm_seconds,
             names=_names(self.source),
+            **{option.name: getattr(self, option.name) for option in SETTINGS_OPTIONS},
         )
 
     def selection(self) -> Selection:
         """The route's default selection (mode and image limit), validated."""
         return check_selection(self.mode, self.image_limit, _names(self.source))
+
+
+_MISSING = sorted({x.name for x in o.OPTIONS} - set(SyncOptionsResource.model_fields))
+if _MISSING:  # an option added to the model but not here: the Launchpad would not show it
+    raise TypeError(f"SyncOptionsResource lacks the options {', '.join(_MISSING)}")
 
 
 def _env_or(name: str, default: str = "") -> str | EnvVar:
@@ -174,27 +123,14 @@ def _env_or(name: str, default: str = "") -> str | EnvVar:
 
 
 def node_resource_from_env(role: str) -> DicomNodeResource:
-    ae_var, host_var, port_var = NODE_VARIABLES[role]
-    ca_var, cert_var, key_var = TLS_VARIABLES[role]
-    return DicomNodeResource(
-        role=role,
-        ae_title=_env_or(ae_var),
-        host=_env_or(host_var),
-        port=_env_or(port_var),
-        tls_ca=_env_or(ca_var),
-        tls_cert=_env_or(cert_var),
-        tls_key=_env_or(key_var),
-    )
+    values = {field.name: _env_or(field.variable(role)) for field in o.NODE}
+    return DicomNodeResource(role=role, **values)
 
 
 def options_resource_from_env() -> SyncOptionsResource:
-    return SyncOptionsResource(
-        calling_ae=_env_or(CALLING_AE, DEFAULT_CALLING_AE),
-        move_destination=_env_or(MOVE_DESTINATION),
-        timezone=_env_or(TIMEZONE),
-        mode=_env_or(MODE, "smallest"),
-        image_limit=_env_or(IMAGE_LIMIT),
-    )
+    """The options whose ``DICOM_SYNC_*`` variable is set take it (the others: defaults)."""
+    values = {x.name: _env_or(x.variable, x.default) for x in o.OPTIONS if x.variable}
+    return SyncOptionsResource(**values)
 
 
 def route_resources(route: Route) -> dict[str, ConfigurableResource]:
@@ -211,9 +147,7 @@ def route_resources(route: Route) -> dict[str, ConfigurableResource]:
         f"{role}_pacs": DicomNodeResource(role=role, source=route.source, **values)
         for role, values in (("remote", route.remote), ("local", route.local))
     }
-    options = {key: route.options.get(key, default) for key, default in OPTION_DEFAULTS.items()}
-    options["image_limit"] = str(options["image_limit"])
-    options["calling_ae"] = options["calling_ae"] or DEFAULT_CALLING_AE
+    options: dict[str, Any] = {x.name: route.options.get(x.name, x.default) for x in o.OPTIONS}
     return {
         **nodes,
         "sync_options": SyncOptionsResource(route=route.name, source=route.source, **options),

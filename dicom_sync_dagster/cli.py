@@ -146,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from .configure import echo_nodes
+    from .echo import echo_nodes
     from .routes import route_settings
 
     ok = True

@@ -132,7 +132,7 @@ MOVE_DESTINATION = Option(
 TIMEZONE = Option(
     "timezone",
     "",
-    "IANA zone of StudyDate/StudyTime; empty: this machine's zone.",
+    "IANA zone in which the PACS write StudyDate/StudyTime; empty: this machine's zone.",
     env=True,
     file_default=True,
     check="timezone",

@@ -345,7 +345,7 @@ def test_force_keeps_every_other_line_and_replaces_keys_in_place(folder, termina
         "DICOM_SYNC_LOCAL_HOST=127.0.0.1\n"
         "# AE title the remote sends C-MOVEs to; empty: the local AE title\n"
         "DICOM_SYNC_MOVE_DESTINATION=\n"
-        "# IANA zone in which the PACS write StudyDate/StudyTime\n"
+        "# IANA zone in which the PACS write StudyDate/StudyTime; empty: this machine's zone\n"
         "DICOM_SYNC_TIMEZONE=Europe/Berlin\n"
     )
     assert (folder / ".env").stat().st_mode & 0o777 == 0o600

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -252,7 +253,9 @@ def _number(value: object, name: str, kind: type) -> int | float:
 
 def route_settings(route: Route) -> SyncSettings:
     """A file route's validated settings; errors name the field where it is written."""
-    options = {x.name: route.options[x.name] for x in SETTINGS_OPTIONS if x.name in route.options}
+    options: dict[str, Any] = {
+        x.name: route.options[x.name] for x in SETTINGS_OPTIONS if x.name in route.options
+    }
     return settings_from_values(
         remote=route.remote, local=route.local, names=route.names, **options
     )
@@ -283,15 +286,14 @@ def _route(top: dict, entry: dict, name: str, where: str, label: str) -> Route:
     options: dict[str, OptionValue] = {}
     for option in o.FILE_OPTIONS:
         value = pick(option.name, option.default)
-        if option.kind is not str:
-            try:
-                value = _number(value, origin(option.name), option.kind)
-            except ConfigError as exc:
-                problems += exc.problems
-                value = option.default  # reported; the other checks go on
-        options[option.name] = (
-            "" if value is None else value if option.kind is not str else str(value)
-        )
+        if option.kind is str:
+            options[option.name] = "" if value is None else str(value)
+            continue
+        try:
+            options[option.name] = _number(value, origin(option.name), option.kind)
+        except ConfigError as exc:
+            problems += exc.problems
+            options[option.name] = option.default  # reported; the other checks go on
     names = field_names(origin)
     cron, status = str(pick("schedule", EVERY_MINUTE)), str(pick("schedule_status", "on"))
     route = Route(

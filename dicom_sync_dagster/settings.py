@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import options as o
@@ -307,8 +308,9 @@ def settings_from_values(
 def settings_from_env(env: Mapping[str, str] | None = None) -> SyncSettings:
     """The settings from ``env`` (default: ``os.environ``): the variables of the model."""
     env = os.environ if env is None else env
+    options: dict[str, Any] = {x.name: env.get(x.variable) for x in SETTINGS_OPTIONS if x.variable}
     return settings_from_values(
         remote=tuple(map(env.get, o.node_variables("remote"))),
         local=tuple(map(env.get, o.node_variables("local"))),
-        **{x.name: env.get(x.variable) for x in SETTINGS_OPTIONS if x.variable},
+        **options,
     )

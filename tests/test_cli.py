@@ -266,3 +266,29 @@ def test_echo_checks_every_route_of_the_routes_file(site, project):
     assert "route gone: remote PACS GONE@127.0.0.1" in done.stdout
     assert "FAILED" in done.stdout.split("route gone: remote PACS")[1].splitlines()[0]
     assert dicom_sync(["echo", "--route", "ct"], {}, project).returncode == 0
+
+
+def test_run_does_not_import_configure_which_configure_does(project):
+    """The cold CLI stays lazy: `dicom-sync run` loads none of configure's modules (seen with
+    -X importtime in a real process), while `dicom-sync configure` does."""
+
+    def imported(args: list[str], env: dict[str, str]) -> set[str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("DICOM_SYNC_")}
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "dicom_sync_dagster.cli", *args],
+            env={**clean, **env},
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        lines = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()]
+        return {name for name in lines if name.startswith("dicom_sync_dagster.")}
+
+    bad_mode = closed_nodes_env() | {"DICOM_SYNC_MODE": "biggest"}  # stops before Dagster
+    ran = imported(["run", "--once"], bad_mode)
+    configured = imported(["configure", "--help"], {})
+
+    assert "dicom_sync_dagster.settings" in ran  # it did get as far as the settings
+    assert not {name for name in ran if name.startswith("dicom_sync_dagster.configure")}
+    assert "dicom_sync_dagster.configure.fields" in configured

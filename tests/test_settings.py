@@ -5,13 +5,20 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
+from dagster import DagsterInstance
 
 from dicom_sync_dagster.core.selection import Mode, Selection
+from dicom_sync_dagster.definitions import defs
 from dicom_sync_dagster.dicom.outcomes import (
     MoveOutcome,
     MoveResult,
     describe_status,
     outcome_for_status,
+)
+from dicom_sync_dagster.orchestration.resources import (
+    DicomNodeResource,
+    SyncLockResource,
+    SyncOptionsResource,
 )
 from dicom_sync_dagster.settings import (
     CALLING_AE,
@@ -259,8 +266,25 @@ def test_all_bad_values_reported_at_once():
     assert len(text.splitlines()) == 1 + 9
 
 
-def test_config_error_is_a_value_error():
-    assert issubclass(ConfigError, ValueError)
+def test_a_bad_setting_fails_the_run_at_start_cycle_as_an_expected_failure(tmp_path):
+    """start_cycle turns every bad setting into a Failure naming it (it catches ValueError,
+    which ConfigError is): no crash with a traceback, nothing queried (ports nobody uses)."""
+    resources = {
+        "remote_pacs": DicomNodeResource(role="remote", ae_title="R", host="127.0.0.1", port="0"),
+        "local_pacs": DicomNodeResource(role="local", ae_title="L", host="127.0.0.1", port="1"),
+        "sync_options": SyncOptionsResource(timezone="UTC", confirm_seconds=601),
+        "sync_lock": SyncLockResource(),
+    }
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path)) as instance:
+        result = defs.resolve_job_def("dicom_sync").execute_in_process(
+            resources=resources, instance=instance, raise_on_error=False
+        )
+
+    [failure] = [e for e in result.all_node_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.event_specific_data.error
+    assert (failure.node_name, error.cls_name) == ("start_cycle", "Failure")
+    assert f"{REMOTE_PORT}='0' is not a TCP port" in error.message
+    assert "confirm_seconds=601.0 must be 0-600" in error.message
 
 
 # --- check_selection (DICOM_SYNC_MODE / DICOM_SYNC_IMAGE_LIMIT) -------------------------
@@ -277,9 +301,7 @@ def test_mode_defaults_to_smallest(env):
 
 def test_mode_fewer_than_with_limit():
     assert selection_of({MODE: "fewer_than", IMAGE_LIMIT: "50"}) == Selection(Mode.fewer_than, 50)
-    assert selection_of({MODE: " fewer_than ", IMAGE_LIMIT: " 1 "}) == Selection(
-        Mode.fewer_than, 1
-    )
+    assert selection_of({MODE: " fewer_than ", IMAGE_LIMIT: " 1 "}) == Selection(Mode.fewer_than, 1)
 
 
 @pytest.mark.parametrize("mode", ["all", "smallest"])

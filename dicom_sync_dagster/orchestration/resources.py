@@ -129,7 +129,9 @@ def node_resource_from_env(role: str) -> DicomNodeResource:
 
 def options_resource_from_env() -> SyncOptionsResource:
     """The options whose ``DICOM_SYNC_*`` variable is set take it (the others: defaults)."""
-    values = {x.name: _env_or(x.variable, x.default) for x in o.OPTIONS if x.variable}
+    values: dict[str, Any] = {
+        x.name: _env_or(x.variable, x.default) for x in o.OPTIONS if x.variable
+    }
     return SyncOptionsResource(**values)
 
 
@@ -171,6 +173,8 @@ class SyncLockResource(ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["SyncLockResource"]:
+        if context.instance is None or context.run is None:  # Dagster gives both to a run
+            raise Failure("the sync lock is taken only within a run of a Dagster instance")
         path = Path(context.instance.root_directory) / self.file_name
         try:  # never through a link planted at the lock's name; 0600
             fd = open_private(path)

@@ -10,7 +10,7 @@ import re
 import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,23 +19,6 @@ from ..routes import read_yaml, routes_file
 from ..settings import ConfigError, check_host, check_port
 
 PREFIX = "DICOM_SYNC_ALERT_"
-FIELDS = {  # field of the alerts: block -> its environment variable
-    name: PREFIX + name.upper()
-    for name in (
-        "email_to",
-        "email_from",
-        "smtp_host",
-        "smtp_port",
-        "smtp_security",
-        "smtp_user",
-        "smtp_password",
-        "smtp_ca",
-        "webhook_url",
-        "webhook_format",
-        "no_check_minutes",
-        "ui_url",
-    )
-}
 SECURITY = ("starttls", "ssl", "none")
 WEBHOOK_FORMATS = ("auto", "teams", "slack", "json")
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
@@ -45,18 +28,19 @@ ADDRESS = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+$")
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """Where alerts go; a channel is on when its address is set."""
+    """Where alerts go; a channel is on when its address is set. Each field is declared once
+    here: its default, its ``alerts:`` field (the same name) and its variable (:data:`FIELDS`)."""
 
     email_to: tuple[str, ...] = ()
     email_from: str = ""
     smtp_host: str = ""
     smtp_port: int = 587
-    smtp_security: str = "starttls"
+    smtp_security: str = SECURITY[0]
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_ca: str = ""
     webhook_url: str = ""
-    webhook_format: str = "auto"
+    webhook_format: str = WEBHOOK_FORMATS[0]
     no_check_minutes: float = DEFAULT_NO_CHECK_MINUTES
     ui_url: str = DEFAULT_UI_URL
 
@@ -69,6 +53,11 @@ class AlertSettings:
 
     def job_url(self, job_name: str) -> str:
         return f"{self.ui_url}/runs?q%5B0%5D=job%3A{job_name}"
+
+
+DEFAULTS = AlertSettings()
+# field of the alerts: block -> its environment variable
+FIELDS = {field.name: PREFIX + field.name.upper() for field in fields(AlertSettings)}
 
 
 def _url(name: str, value: str) -> str:
@@ -119,13 +108,18 @@ def alert_settings(values: Mapping[str, object], names: Mapping[str, str]) -> Al
     check("email_to", _addresses, values.get("email_to"))
     if text["webhook_url"]:
         check("webhook_url", _url, text["webhook_url"])
-    check("webhook_format", _choice, text["webhook_format"] or "auto", WEBHOOK_FORMATS)
-    check("ui_url", _url, text["ui_url"] or DEFAULT_UI_URL)
-    check("no_check_minutes", _minutes, text["no_check_minutes"] or DEFAULT_NO_CHECK_MINUTES)
+    check(
+        "webhook_format",
+        _choice,
+        text["webhook_format"] or DEFAULTS.webhook_format,
+        WEBHOOK_FORMATS,
+    )
+    check("ui_url", _url, text["ui_url"] or DEFAULTS.ui_url)
+    check("no_check_minutes", _minutes, text["no_check_minutes"] or DEFAULTS.no_check_minutes)
     if checked.get("email_to"):
         check("smtp_host", check_host, text["smtp_host"] or None)
-        check("smtp_port", check_port, text["smtp_port"] or 587)
-        check("smtp_security", _choice, text["smtp_security"] or "starttls", SECURITY)
+        check("smtp_port", check_port, text["smtp_port"] or DEFAULTS.smtp_port)
+        check("smtp_security", _choice, text["smtp_security"] or DEFAULTS.smtp_security, SECURITY)
         sender = text["email_from"] or f"dicom-sync@{socket.getfqdn()}"
         check("email_from", lambda name, v: _addresses(name, v)[0], sender)
         if bool(text["smtp_user"]) != bool(text["smtp_password"]):
@@ -147,8 +141,8 @@ def alert_settings(values: Mapping[str, object], names: Mapping[str, str]) -> Al
         email_to=checked.get("email_to", ()),
         email_from=str(checked.get("email_from", "")),
         smtp_host=str(checked.get("smtp_host", "")),
-        smtp_port=int(checked.get("smtp_port", 587)),
-        smtp_security=str(checked.get("smtp_security", "starttls")),
+        smtp_port=int(checked.get("smtp_port", DEFAULTS.smtp_port)),
+        smtp_security=str(checked.get("smtp_security", DEFAULTS.smtp_security)),
         smtp_user=text["smtp_user"],
         smtp_password=str(values.get("smtp_password") or ""),  # spaces may be meant
         smtp_ca=text["smtp_ca"],

@@ -23,8 +23,8 @@ from ..settings import (
     REMOTE_PORT,
 )
 
-WRITE_ORDER = (CALLING_AE, REMOTE_AE, REMOTE_HOST, REMOTE_PORT, LOCAL_AE, LOCAL_HOST, LOCAL_PORT)
-WRITE_ORDER += (o.MOVE_DESTINATION.variable, o.TIMEZONE.variable)
+WRITE_ORDER: tuple[str, ...] = (CALLING_AE, REMOTE_AE, REMOTE_HOST, REMOTE_PORT, LOCAL_AE)
+WRITE_ORDER += (LOCAL_HOST, LOCAL_PORT, o.MOVE_DESTINATION.variable, o.TIMEZONE.variable)
 # Written above a variable that is added: what it means (the model's description).
 COMMENTS = {x.variable: x.description.rstrip(".") for x in (o.MOVE_DESTINATION, o.TIMEZONE)}
 NAME_COMMENT = re.compile(r"^#\s*(local|remote) PACS name:[ \t]?(.*?)\s*$")

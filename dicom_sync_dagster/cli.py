@@ -88,9 +88,9 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
     """One run of the route's sync job; prints the seed-style summary; returns the exit code."""
     from dagster import DagsterInstance
 
-    from .core.report import format_summary
+    from .core.summary_text import format_summary
     from .definitions import defs
-    from .orchestration.ops import summary_for
+    from .orchestration import run_state
     from .orchestration.schedules import sync_in_progress
 
     print(
@@ -111,18 +111,9 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
             raise_on_error=False,
         )
     print(f"Run {result.run_id} ({'success' if result.success else 'failed'})")
-    try:
-        cycle = result.output_for_node("start_cycle")
-        summary = summary_for(
-            cycle,
-            result.output_for_node("query_remote_studies"),
-            result.output_for_node("query_local_studies"),
-            result.output_for_node("plan_transfers"),
-            result.output_for_node("move_series"),
-        )
-        print(format_summary(summary))
-    except Exception:  # the run stopped before it had a plan: the failures say why
-        pass
+    state = run_state.take(result.run_id)
+    if state is not None and state.summary is not None:  # else the failures say why it stopped
+        print(format_summary(state.summary))
     for message in _failure_messages(result):
         print(f"ERROR {message}", file=sys.stderr)
     return EXIT_OK if result.success else EXIT_FAILED

@@ -8,8 +8,10 @@ whole series instead (the PACS keeps the copies it already has). No Dagster here
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from .dicom import DicomError, DicomSession, MoveOutcome, MoveResult
@@ -60,6 +62,21 @@ def move_instances(
     return total
 
 
+def _both_lists(
+    remote: DicomSession, local_uids: Callable[[], set[str]], study_uid: str, series_uid: str
+) -> set[str]:
+    """The remote's instances the local lacks. The two IMAGE-level C-FINDs (on two
+    associations) run at once: in a half-present series they cost as much as a third of the
+    move, one after the other."""
+    with ThreadPoolExecutor(1, thread_name_prefix="local-find") as pool:
+        local = pool.submit(local_uids)
+        try:
+            remote_uids = remote.instance_uids(study_uid, series_uid)
+        finally:
+            concurrent.futures.wait([local])  # never leave the local query running
+        return remote_uids - local.result()
+
+
 def complete_series(
     remote: DicomSession,
     local_uids: Callable[[], set[str]],
@@ -73,7 +90,7 @@ def complete_series(
     DicomErrors of the association itself propagate, as from a series move."""
     study_uid, series_uid = row["study_uid"], row["series_uid"]
     try:
-        missing = sorted(remote.instance_uids(study_uid, series_uid) - local_uids())
+        missing = sorted(_both_lists(remote, local_uids, study_uid, series_uid))
     except DicomError as exc:
         if not remote.assoc.is_established:
             raise

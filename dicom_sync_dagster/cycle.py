@@ -269,7 +269,7 @@ def _outcome_for_error(exc: DicomError) -> MoveOutcome:
 
 
 def _progress_logger(log: Log, label: str) -> Callable[[int, int, int, int], None]:
-    last = [0.0]
+    last = [time.monotonic()]  # a move shorter than that logs no progress line
 
     def report(completed: int, failed: int, warning: int, remaining: int) -> None:
         now = time.monotonic()

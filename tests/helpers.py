@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 
-from dicom_sync_dagster.core.report import Transfer
+from dicom_sync_dagster.core.transfers import Transfer
 from dicom_sync_dagster.definitions import defs
 from dicom_sync_dagster.orchestration.resources import (
     DicomNodeResource,
     SyncLockResource,
     SyncOptionsResource,
 )
+from dicom_sync_dagster.orchestration.run_state import RunState, state_of
 
 
 def site_resources(env: dict[str, str], lock_wait: float = 10.0, **options) -> dict[str, object]:
@@ -51,12 +52,19 @@ def run_sync(
     )
 
 
+def run_state_of(result: ExecuteInProcessResult) -> RunState:
+    """What the run's ops handed one another (cycle, studies, plan, transfers, summary)."""
+    state = state_of(result.run_id)
+    assert state is not None, "the run left no state in this process"
+    return state
+
+
 def plan_of(result: ExecuteInProcessResult):
-    return result.output_for_node("plan_transfers").rows
+    return run_state_of(result).plan.rows
 
 
 def transfers_of(result: ExecuteInProcessResult) -> list[Transfer]:
-    return result.output_for_node("move_series").transfers
+    return run_state_of(result).transfers.transfers
 
 
 def moved_series(result: ExecuteInProcessResult) -> set[str]:

@@ -11,22 +11,14 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance
 
-from dicom_sync_dagster.core.report import format_summary
-from dicom_sync_dagster.orchestration.ops import summary_for
+from dicom_sync_dagster.core.summary_text import format_summary
 
-from .helpers import report_metadata, run_sync, step_metadata, transfers_of
+from .helpers import report_metadata, run_state_of, run_sync, step_metadata, transfers_of
 from .test_faults import FAST_RETRIES, scripted_site  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.servers
 
 ONE_AT_A_TIME = {**FAST_RETRIES, "max_parallel_moves": 1}  # the script's steps in plan order
-SUMMARY_INPUTS = (
-    "start_cycle",
-    "query_remote_studies",
-    "query_local_studies",
-    "plan_transfers",
-    "move_series",
-)
 
 
 def _archive_figures(result) -> dict:
@@ -72,7 +64,6 @@ def test_a_claimed_success_with_an_instance_missing_counts_what_arrived(
     assert report["images_per_minute"] == round(6 / (report["seconds"] / 60), 1)
     note = "the remote reported 7 images sent, the local PACS confirmed 6 new images (-1)"
     assert any(note in message for message in logged)
-    summary = summary_for(*(result.output_for_node(node) for node in SUMMARY_INPUTS))
-    text = format_summary(summary)
+    text = format_summary(run_state_of(result).summary)
     assert "Successfully transferred: 1/2 series (6 images)" in text
     assert f"Note: {note}" in text

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .conftest import Site, scripted_site
-from .helpers import moved_series, plan_of, run_sync
+from .helpers import moved_series, plan_of, run_state_of, run_sync
 from .scripted_pacs import ScriptedPacs
 
 pytestmark = pytest.mark.servers
@@ -85,7 +85,7 @@ def test_a_count_no_pacs_can_hold_is_unknown_not_a_crash(hostile_site):
     result = run_sync(site, mode="all")
 
     assert result.success
-    remote_studies = result.output_for_node("query_remote_studies")
+    remote_studies = run_state_of(result).remote_studies
     row = remote_studies[remote_studies["study_uid"] == "1.2.826.0.1.3680043.9.99"].iloc[0]
     assert row["images"] is __import__("pandas").NA
     assert moved_series(result) == set(study.series_uids)

@@ -21,7 +21,7 @@ from dicom_sync_dagster.orchestration.jobs import CONCURRENCY_TAG
 from dicom_sync_dagster.orchestration.schedules import default_status_from_env
 from dicom_sync_dagster.routes import DEFAULT_ROUTE, Route
 
-from .helpers import step_metadata
+from .helpers import run_state_of, step_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 TICK = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
@@ -85,7 +85,7 @@ def test_runs_take_the_mode_from_the_environment(instance, monkeypatch):
     result = start_cycle_with_env(instance, monkeypatch, env)
 
     assert result.success
-    assert result.output_for_node("start_cycle").selection.image_limit == 300
+    assert run_state_of(result).cycle.selection.image_limit == 300
     assert step_metadata(result, "start_cycle")["mode"] == "series with < 300 images"
 
 
@@ -93,7 +93,7 @@ def test_the_run_config_mode_wins_over_the_environment(instance, monkeypatch):
     env = {"DICOM_SYNC_MODE": "fewer_than", "DICOM_SYNC_IMAGE_LIMIT": "300"}
     result = start_cycle_with_env(instance, monkeypatch, env, {"mode": "all"})
 
-    assert result.output_for_node("start_cycle").selection.mode.value == "all"
+    assert run_state_of(result).cycle.selection.mode.value == "all"
 
 
 @pytest.mark.parametrize("status", [DagsterRunStatus.STARTED, DagsterRunStatus.NOT_STARTED])

@@ -18,6 +18,7 @@ from .helpers import (
     moved_series,
     plan_of,
     report_metadata,
+    run_state_of,
     run_sync,
     step_metadata,
     transfers_of,
@@ -268,7 +269,7 @@ def test_parallel_moves_report_every_series_in_plan_order(site):
         uid: size for s in studies for uid, size in zip(s.series_uids, [3, 2, 4], strict=True)
     }
     assert site.local.instance_count() == 18
-    assert result.output_for_node("move_series").seconds > 0
+    assert run_state_of(result).transfers.seconds > 0
 
 
 def test_a_series_failing_run_after_run_is_reported_with_its_streak(site, tmp_path, monkeypatch):
@@ -365,7 +366,7 @@ def test_a_study_with_nothing_to_move_is_not_listed_again_until_its_counts_chang
     study = site.add_remote(SyntheticStudy(site.ago(hours=1), [5, 3]))
 
     def queries_of(result):
-        return result.output_for_node("plan_transfers").queries
+        return run_state_of(result).plan.queries
 
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         first = run_sync(site, instance)  # smallest: moves the 3-image series

@@ -11,9 +11,9 @@ from .ops import (
     plan_transfers,
     query_local_studies,
     query_remote_studies,
-    report,
     start_cycle,
 )
+from .report_op import report
 from .resources import route_resources
 
 CONCURRENCY_TAG = "dicom-sync/job"  # dagster.yaml allows one queued run per value at a time
@@ -23,12 +23,13 @@ MAX_RUNTIME_SECONDS = 3600
 
 @graph(description="Move what the remote PACS has and the local PACS lacks, for the last hours.")
 def sync_cycle() -> None:
+    # Nothing-typed edges: they order the steps; the values stay in the run's process
+    # (run_state), not in Dagster outputs that cost four events each in the event log.
     cycle = start_cycle()
-    remote = query_remote_studies(cycle)
-    local = query_local_studies(cycle)
-    plan = plan_transfers(cycle, remote, local)
-    transfers = move_series(cycle, plan)
-    report(cycle, remote, local, plan, transfers)
+    remote = query_remote_studies(cycle=cycle)
+    local = query_local_studies(cycle=cycle)
+    plan = plan_transfers(remote_studies=remote, local_studies=local)
+    report(transfers=move_series(plan=plan))
 
 
 @graph(

@@ -1,6 +1,7 @@
-"""The ops of the sync job. Each is a thin call into :mod:`dicom_sync_dagster.cycle`."""
+"""The ops of the sync job (but its report, in :mod:`.report_op`) and of the connection
+check. Each is a thin call into :mod:`dicom_sync_dagster.cycle`; the values they hand on live in
+the run's :mod:`.run_state`, their ``Nothing`` outputs only order the steps."""
 
-import time
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -9,6 +10,7 @@ from dagster import (
     Failure,
     In,
     MetadataValue,
+    Nothing,
     OpExecutionContext,
     Out,
     TableColumn,
@@ -19,17 +21,10 @@ from dagster import (
 
 from ..connections import OPTIONAL_KEYS, check_node
 from ..core.plan import MOVE
-from ..core.report import (
-    CycleSummary,
-    TransferRun,
-    archive_figures,
-    failure_causes,
-    failure_streaks,
-    summarize,
-    transfers_frame,
-)
+from ..core.summary_text import summary_line
+from ..core.transfers import TransferRun
 from ..core.window import Window
-from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
+from ..cycle import Cycle, plan_cycle, query_studies, transfer
 from ..dicom import (
     AssociationAborted,
     AssociationRejected,
@@ -39,90 +34,17 @@ from ..dicom import (
     TlsFailed,
 )
 from ..settings import ConfigError
-from .archive import (
-    FAILED_BEFORE_REPORT,
-    archive_event,
-    failing_check_evaluation,
-    latest_run_evaluation,
-)
+from .archive import FAILED_BEFORE_REPORT, archive_event, latest_run_evaluation
 from .config import SyncRunConfig
-from .coverage import CAUSE_TAG, OUTCOME_TAG, REFERENCE_TAG, route_window_hours
-from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
+from .coverage import CAUSE_TAG, OUTCOME_TAG, route_window_hours
+from .report_op import report, run_tags, summary_for
 from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
+from .run_state import begin, required
 from .settled_state import load_settled, save_settled
+from .tables import PLAN_TABLE_COLUMNS, table
 
-TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
-
-# What a user reads first: which series, how it ended and why; the long study UID last.
-REPORT_COLUMNS = [
-    ("accession", "string"),
-    ("modality", "string"),
-    ("series_number", "int"),
-    ("outcome", "string"),
-    ("error", "string"),
-    ("series_description", "string"),
-    ("images", "int"),
-    ("seconds", "float"),
-    ("attempts", "int"),
-    ("study_uid", "string"),
-]
-# The report's figures in the order a user reads them; the settings of the run after them.
-REPORT_FIGURES = [
-    "remote_studies",
-    "local_studies",
-    "windowed_studies",
-    "missing_studies",
-    "series_planned",
-    "series_transferred",
-    "series_failed",
-    "images_moved",
-    "images_per_minute",
-    "seconds",
-]
-
-
-def summary_line(summary: CycleSummary) -> str:
-    """One line at the top of the report, e.g. ``7/7 series, 185 images, 1,226 images/min;
-    0 failed``."""
-    if summary.dry_run:
-        return f"dry run: {summary.series_planned} series planned, nothing moved"
-    # From the figure as the report shows it (one decimal), so line and figure never disagree.
-    per_minute = round(summary.images_per_minute, 1)
-    return (
-        f"{summary.series_transferred}/{summary.series_planned} series, "
-        f"{summary.images_moved:,} images, {per_minute:,.0f} images/min; "
-        f"{summary.series_failed} failed"
-    )
-
-
-PLAN_TABLE_COLUMNS = [
-    ("study_uid", "string"),
-    ("accession", "string"),
-    ("modality", "string"),
-    ("series_number", "int"),
-    ("series_description", "string"),
-    ("remote_images", "int"),
-    ("local_images", "int"),
-    ("action", "string"),
-    ("reason", "string"),
-    ("note", "string"),
-]
-FAILURE_COLUMNS = [
-    *REPORT_COLUMNS,
-    ("failing_runs", "int"),
-    ("failing_since", "string"),
-    ("series_uid", "string"),
-]
-
-
-def _table(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> MetadataValue:
-    records = []
-    for row in frame.head(TABLE_ROWS).to_dict("records"):
-        records.append(
-            TableRecord({name: (None if pd.isna(row[name]) else row[name]) for name, _ in columns})
-        )
-    schema = TableSchema(columns=[TableColumn(name, kind) for name, kind in columns])
-    return MetadataValue.table(records, schema=schema)
+# Names other modules and tests import from here.
+__all__ = ["OUTCOME_TAG", "report", "run_tags", "summary_for", "summary_line"]
 
 
 def _failed(context: OpExecutionContext, route: str, failure: Failure, cause: str) -> Failure:
@@ -168,7 +90,7 @@ def _fail_on_dicom_error(context: OpExecutionContext, route: str, exc: DicomErro
     )
 
 
-@op(out=Out(Cycle, description="Validated settings, window and mode of this run."))
+@op(out=Out(Nothing, description="Validated settings, window and mode of this run."))
 def start_cycle(
     context: OpExecutionContext,
     config: SyncRunConfig,
@@ -176,7 +98,7 @@ def start_cycle(
     local_pacs: DicomNodeResource,
     sync_options: SyncOptionsResource,
     sync_lock: SyncLockResource,
-) -> Cycle:
+) -> None:
     """Validate every setting and the run config before any network traffic. Requiring
     ``sync_lock`` holds the one-sync-at-a-time lock for the whole run."""
     try:
@@ -209,7 +131,7 @@ def start_cycle(
             "timezone": settings.timezone_name,
         }
     )
-    return cycle
+    begin(context.run_id, cycle)
 
 
 def _log_catch_up(
@@ -236,36 +158,34 @@ def _log_catch_up(
 
 def _query(context: OpExecutionContext, cycle: Cycle, role: str, route: str) -> pd.DataFrame:
     node = cycle.settings.remote if role == "remote" else cycle.settings.local
-    started = time.monotonic()
     try:
         studies = query_studies(cycle, node, context.log)
     except DicomError as exc:
         raise _fail_on_dicom_error(context, route, exc) from None
     context.log.info(f"{node}: {len(studies)} studies dated {cycle.window.date_range_query}")
-    context.add_output_metadata(
-        {
-            "studies": len(studies),
-            "node": str(node),
-            "seconds": round(time.monotonic() - started, 3),
-        }
-    )
+    # Its duration is the step's own (the run page shows it): not repeated as metadata.
+    context.add_output_metadata({"studies": len(studies), "node": str(node)})
     return studies
 
 
-@op(out=Out(pd.DataFrame, description="Remote studies dated yesterday to today."))
-def query_remote_studies(
-    context: OpExecutionContext, cycle: Cycle, sync_options: SyncOptionsResource
-) -> pd.DataFrame:
+@op(
+    ins={"cycle": In(Nothing)},
+    out=Out(Nothing, description="Remote studies dated yesterday to today."),
+)
+def query_remote_studies(context: OpExecutionContext, sync_options: SyncOptionsResource) -> None:
     """C-FIND the remote PACS's studies of the date range (Study Root, STUDY level)."""
-    return _query(context, cycle, "remote", sync_options.route)
+    state = required(context.run_id)
+    state.remote_studies = _query(context, state.cycle, "remote", sync_options.route)
 
 
-@op(out=Out(pd.DataFrame, description="Local studies dated yesterday to today."))
-def query_local_studies(
-    context: OpExecutionContext, cycle: Cycle, sync_options: SyncOptionsResource
-) -> pd.DataFrame:
+@op(
+    ins={"cycle": In(Nothing)},
+    out=Out(Nothing, description="Local studies dated yesterday to today."),
+)
+def query_local_studies(context: OpExecutionContext, sync_options: SyncOptionsResource) -> None:
     """C-FIND the local PACS's studies of the date range. A dead local fails the run."""
-    return _query(context, cycle, "local", sync_options.route)
+    state = required(context.run_id)
+    state.local_studies = _query(context, state.cycle, "local", sync_options.route)
 
 
 def actionable(rows: pd.DataFrame) -> pd.DataFrame:
@@ -275,19 +195,18 @@ def actionable(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[(rows["action"] == MOVE) | (rows["note"] != "")]
 
 
-@op(ins={"remote_studies": In(pd.DataFrame), "local_studies": In(pd.DataFrame)}, out=Out(Plan))
-def plan_transfers(
-    context: OpExecutionContext,
-    cycle: Cycle,
-    remote_studies: pd.DataFrame,
-    local_studies: pd.DataFrame,
-    sync_options: SyncOptionsResource,
-) -> Plan:
+@op(
+    ins={"remote_studies": In(Nothing), "local_studies": In(Nothing)},
+    out=Out(Nothing, description="One row per series examined, with its action and reason."),
+)
+def plan_transfers(context: OpExecutionContext, sync_options: SyncOptionsResource) -> None:
     """Window, diff down to series, select by mode: one row per series with its reason."""
+    state = required(context.run_id)
+    cycle = state.cycle
     route, mode = sync_options.route, cycle.selection.describe()
     try:
         settled = load_settled(context.instance, route, mode)
-        plan = plan_cycle(cycle, remote_studies, local_studies, context.log, settled)
+        plan = plan_cycle(cycle, state.remote_studies, state.local_studies, context.log, settled)
         save_settled(context.instance, route, mode, plan.settled)
     except DicomError as exc:
         raise _fail_on_dicom_error(context, route, exc) from None
@@ -299,20 +218,27 @@ def plan_transfers(
             "series_planned": len(moves),
             "images_planned": int(moves["remote_images"].fillna(0).sum()),
             "reasons": MetadataValue.json(plan.rows["reason"].value_counts().to_dict()),
-            **{k: v for k, v in plan.queries.items()},
-            "plan": _table(actionable(plan.rows), PLAN_TABLE_COLUMNS),
+            "queries": MetadataValue.json(dict(plan.queries)),
+            "plan": table(actionable(plan.rows), PLAN_TABLE_COLUMNS),
         }
     )
-    return plan
+    state.plan = plan
 
 
-@op(out=Out(TransferRun, description="One record per planned series, and the wall time."))
-def move_series(context: OpExecutionContext, cycle: Cycle, plan: Plan) -> TransferRun:
+@op(
+    ins={"plan": In(Nothing)},
+    out=Out(Nothing, description="One record per planned series, and the wall time."),
+)
+def move_series(context: OpExecutionContext) -> None:
     """C-MOVE each planned series to the move destination and confirm it on the local PACS."""
+    state = required(context.run_id)
+    cycle, plan = state.cycle, state.plan
+    assert plan is not None
     if cycle.dry_run:
         context.log.info(f"dry run: {len(plan.moves)} series planned, nothing moved")
-        return TransferRun([])
-    run = transfer(cycle, plan, context.log)
+        state.transfers = TransferRun([])
+        return
+    state.transfers = run = transfer(cycle, plan, context.log)
     context.add_output_metadata(
         {
             "series_transferred": sum(t.transferred for t in run.transfers),
@@ -323,111 +249,6 @@ def move_series(context: OpExecutionContext, cycle: Cycle, plan: Plan) -> Transf
             "seconds": run.seconds,
         }
     )
-    return run
-
-
-def summary_for(
-    cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, plan: Plan, run: TransferRun
-) -> CycleSummary:
-    return summarize(
-        mode=cycle.selection.describe(),
-        dry_run=cycle.dry_run,
-        reference_time=cycle.window.reference.isoformat(timespec="seconds"),
-        date_range=cycle.window.date_range_query,
-        remote_studies=len(remote),
-        local_studies=len(local),
-        windowed_studies=plan.windowed_studies,
-        missing_studies=plan.missing_studies,
-        series_planned=int((plan.rows["action"] == MOVE).sum()),
-        transfers=run.transfers,
-        seconds=run.seconds,
-    )
-
-
-def run_tags(summary: CycleSummary) -> dict[str, str]:
-    """Tags that say what a run did: the retention job deletes only "idle" runs; the next
-    run's window reaches back at least to the reference time of a run that was not dry."""
-    outcome = "failed" if not summary.ok else "moved" if summary.series_transferred else "idle"
-    tags = {
-        OUTCOME_TAG: outcome,
-        "dicom-sync/series-planned": str(summary.series_planned),
-        "dicom-sync/images-moved": str(summary.images_moved),
-    }
-    if not summary.dry_run:
-        tags[REFERENCE_TAG] = summary.reference_time
-    if not summary.ok:
-        tags[CAUSE_TAG] = f"{summary.series_failed} series failed"
-    return tags
-
-
-@op(out=Out(CycleSummary))
-def report(
-    context: OpExecutionContext,
-    cycle: Cycle,
-    remote_studies: pd.DataFrame,
-    local_studies: pd.DataFrame,
-    plan: Plan,
-    transfers: TransferRun,
-    sync_options: SyncOptionsResource,
-) -> CycleSummary:
-    """Statistics and one row per planned series; the figures on the route's archive asset;
-    fails the run when any series failed."""
-    summary = summary_for(cycle, remote_studies, local_studies, plan, transfers)
-    frame = transfers_frame(transfers.transfers)
-    # The UI shows the first rows of metadata unfolded: the summary line and the figures first.
-    figures = summary.as_dict()
-    metadata = {
-        "summary": summary_line(summary),
-        **{key: figures[key] for key in REPORT_FIGURES},
-        "transfers": _table(frame, REPORT_COLUMNS),
-        **{key: value for key, value in figures.items() if key not in REPORT_FIGURES},
-    }
-    if summary.claims_note:
-        context.log.warning(summary.claims_note)
-    tags = run_tags(summary)
-    context.instance.add_run_tags(context.run_id, tags)
-    route, limit = sync_options.route, sync_options.failing_runs_limit
-    failed = frame[~frame["transferred"]].copy()
-    streaks = {}
-    if not summary.ok:
-        streaks = failure_streaks(
-            previous_streaks(context.instance, context.job_name, context.run_id),
-            set(failed["series_uid"]),
-            datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
-    figures = {
-        **archive_figures(summary, transfers.transfers),
-        "run_failed": int(not summary.ok),
-        "outcome": tags[OUTCOME_TAG],
-    }
-    context.log_event(archive_event(route, summary.images_moved > 0, figures))
-    context.log_event(latest_run_evaluation(route, summary.ok, tags.get(CAUSE_TAG, "")))
-    if not cycle.dry_run:  # a dry run tried nothing: it neither breaks nor mends a streak
-        errors = {} if failed.empty else failed.set_index("series_uid")["error"].to_dict()
-        context.log_event(failing_check_evaluation(route, streaks, limit, errors))
-    if not summary.ok:
-        failed["failing_runs"] = failed["series_uid"].map(lambda uid: streaks[uid][0])
-        failed["failing_since"] = failed["series_uid"].map(lambda uid: streaks[uid][1])
-        for row in failed[failed["failing_runs"] > limit].itertuples():
-            context.log.warning(
-                f"series {row.series_number} of study {row.accession or row.study_uid} has "
-                f"failed in {row.failing_runs} runs in a row, since {row.failing_since}"
-            )
-        raise Failure(
-            description=(
-                f"{summary.series_failed} of {summary.series_planned} series not transferred - "
-                + failure_causes(list(failed["error"]))
-            ),
-            metadata={
-                **metadata,
-                "failures": _table(failed, FAILURE_COLUMNS),
-                FAILURE_STREAKS_KEY: MetadataValue.json(
-                    {uid: list(streak) for uid, streak in sorted(streaks.items())}
-                ),
-            },
-        )
-    context.add_output_metadata(metadata)
-    return summary
 
 
 @op

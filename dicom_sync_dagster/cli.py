@@ -40,21 +40,22 @@ def ensure_dagster_home() -> Path:
 def _run_config(args: argparse.Namespace) -> dict[str, object]:
     from .core.selection import Mode, Selection
 
-    config: dict[str, object] = {"dry_run": args.dry_run}  # no mode flag: the route's mode
+    # The Launchpad's form (orchestration/launchpad.py); no flag: the route's mode and window.
+    config: dict[str, object] = {"dry_run": args.dry_run}
     if args.all_series:
-        config["mode"] = Mode.all.value
+        config["mode"] = {Mode.all.value: {}}
     elif args.min_images is not None:
-        config.update(mode=Mode.fewer_than.value, image_limit=args.min_images)
         try:
             Selection(Mode.fewer_than, args.min_images)
         except ValueError as exc:
             raise ConfigError([f"--min-images={args.min_images!r}: {exc}"]) from None
+        config["mode"] = {Mode.fewer_than.value: {"image_limit": args.min_images}}
     if args.window_hours is not None:
         if not 0 < args.window_hours <= MAX_WINDOW_HOURS:
             raise ConfigError(
                 [f"--window-hours={args.window_hours!r} must be > 0 and <= {MAX_WINDOW_HOURS}"]
             )
-        config["window_hours"] = args.window_hours
+        config.update(window_hours=args.window_hours, catch_up=False)  # exactly that window
     return config
 
 

@@ -136,4 +136,3 @@ def test_schedule_default_status_follows_the_variable(value, status):
 def test_bad_schedule_variable_is_named():
     with pytest.raises(ValueError, match="DICOM_SYNC_SCHEDULE='maybe'"):
         default_status_from_env({"DICOM_SYNC_SCHEDULE": "maybe"})
-

@@ -61,9 +61,7 @@ class SyncRunConfig(Config):
     def hours(self, route_default: float) -> float:
         hours = route_default if self.window_hours is None else self.window_hours
         if not 0 < hours <= MAX_WINDOW_HOURS:
-            raise ValueError(
-                f"{PATH}window_hours={hours!r} must be > 0 and <= {MAX_WINDOW_HOURS}"
-            )
+            raise ValueError(f"{PATH}window_hours={hours!r} must be > 0 and <= {MAX_WINDOW_HOURS}")
         return hours
 
     def reference(self, zone: tzinfo) -> datetime:

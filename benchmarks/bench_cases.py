@@ -433,7 +433,8 @@ def case_dev(ctx: Context) -> list[Row]:
         def tool() -> float:
             submitted_wall, submitted = time.time(), time.monotonic()
             run_id = client.submit_job_execution(
-                "dicom_sync", run_config={"ops": {"start_cycle": {"config": {"mode": "smallest"}}}}
+                "dicom_sync",
+                run_config={"ops": {"start_cycle": {"config": {"mode": {"smallest": {}}}}}},
             )
             status = client.get_run_status(run_id)
             while status not in terminal:

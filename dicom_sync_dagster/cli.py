@@ -41,19 +41,20 @@ def ensure_dagster_home() -> Path:
 def _run_config(args: argparse.Namespace) -> dict[str, object]:
     from .core.selection import Mode, limit_problem
 
-    config: dict[str, object] = {"dry_run": args.dry_run}  # no mode flag: the route's mode
+    # The Launchpad's form (orchestration/launchpad.py); no flag: the route's mode and window.
+    config: dict[str, object] = {"dry_run": args.dry_run}
     if args.all_series:
-        config["mode"] = Mode.all.value
+        config["mode"] = {Mode.all.value: {}}
     elif args.min_images is not None:
-        config.update(mode=Mode.fewer_than.value, image_limit=args.min_images)
         problem = limit_problem("--min-images", args.min_images)
         if problem:
             raise ConfigError([problem])
+        config["mode"] = {Mode.fewer_than.value: {"image_limit": args.min_images}}
     if args.window_hours is not None:
         problem = WINDOW_HOURS.problem("--window-hours", args.window_hours)
         if problem:
             raise ConfigError([problem])
-        config["window_hours"] = args.window_hours
+        config.update(window_hours=args.window_hours, catch_up=False)  # exactly that window
     return config
 
 

@@ -160,7 +160,7 @@ Dagster UI: http://{LOOPBACK}:{ui_port}
   local PACS  {local.node.ae_title}@{LOOPBACK}:{local.node.port}
   - Overview > Schedules: 'every_minute' is on; the first run starts at the next full minute.
   - Runs: open a run, then the 'report' step for the statistics and the per-series table.
-  - Jobs > dicom_sync > Launchpad: run with another mode, e.g. ops.start_cycle.config.mode: all
+  - Jobs > dicom_sync > Launchpad: opens with the route's mode; mode: {{all: {{}}}} for every series
 Everything lives in {folder}. Press Ctrl+C to stop.""",
             flush=True,
         )

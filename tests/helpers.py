@@ -41,8 +41,12 @@ def site_resources(env: dict[str, str], lock_wait: float = 10.0, **options) -> d
 def run_sync(
     site, instance: DagsterInstance | None = None, options=None, **config
 ) -> ExecuteInProcessResult:
-    """Execute the dicom_sync job once with ``config`` for the start_cycle op."""
+    """Execute the dicom_sync job once with ``config`` for the start_cycle op (``mode="all"``,
+    ``image_limit=N`` written as the mode selector)."""
     config.setdefault("reference_time", site.reference.isoformat())
+    if isinstance(config.get("mode"), str):
+        limit = config.pop("image_limit", None)
+        config["mode"] = {config["mode"]: {} if limit is None else {"image_limit": limit}}
     job = defs.resolve_job_def("dicom_sync")
     return job.execute_in_process(
         run_config={"ops": {"start_cycle": {"config": config}}},

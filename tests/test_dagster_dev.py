@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
-from dagster_graphql import DagsterGraphQLClient
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from dicom_sync_dagster.orchestration.archive import archive_key
 from dicom_sync_dagster.sandbox import LOOPBACK, free_port
@@ -73,6 +73,29 @@ query Schedule($selector: ScheduleSelector!) {
     }
   }
 }
+"""
+
+
+LAUNCHPAD_QUERY = """
+query Launchpad($selector: PipelineSelector!, $config: RunConfigData) {
+  runConfigSchemaOrError(selector: $selector) {
+    __typename
+    ... on RunConfigSchema {
+      rootDefaultYaml
+      isRunConfigValid(runConfigData: $config) { __typename }
+    }
+  }
+}
+"""
+LAUNCHPAD_YAML = """ops:
+  start_cycle:
+    config:
+      catch_up: true
+      dry_run: false
+      mode:
+        smallest: {}
+      reference_time: ''
+      window_hours: 12.0
 """
 
 
@@ -234,6 +257,25 @@ def _failures(instance: DagsterInstance, run_id: str) -> list[str]:
     ]
 
 
+def _check_the_launchpad(dev: DagsterDev, location: str, repository: str) -> None:
+    """What the Launchpad opens with, and its live check of a mode without its limit."""
+    selector = {
+        "repositoryLocationName": location,
+        "repositoryName": repository,
+        "pipelineName": JOB,
+    }
+
+    def launchpad(config: dict) -> dict:
+        variables = {"selector": selector, "config": config}
+        return dev.graphql(LAUNCHPAD_QUERY, variables)["runConfigSchemaOrError"]
+
+    shown = launchpad({})
+    assert shown["rootDefaultYaml"] == LAUNCHPAD_YAML
+    assert shown["isRunConfigValid"]["__typename"] == "PipelineConfigValidationValid"
+    no_limit = {"ops": {"start_cycle": {"config": {"mode": {"fewer_than": {}}}}}}
+    assert launchpad(no_limit)["isRunConfigValid"]["__typename"] == "RunConfigValidationInvalid"
+
+
 def test_dagster_dev_runs_the_sync_job_launched_over_graphql(site, dagster_dev):
     dev = dagster_dev
     first = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 5], accession="DEV-1"))
@@ -254,9 +296,13 @@ def test_dagster_dev_runs_the_sync_job_launched_over_graphql(site, dagster_dev):
         assert schedule["scheduleState"]["status"] == "STOPPED"  # DICOM_SYNC_SCHEDULE=off
         startup = time.time() - dev.started_at
 
+        _check_the_launchpad(dev, location["name"], repository["name"])
         client = DagsterGraphQLClient(LOOPBACK, port_number=dev.port)
+        out_of_range = {"ops": {"start_cycle": {"config": {"window_hours": -5}}}}
+        with pytest.raises(DagsterGraphQLClientError, match=r"window_hours=-5\.0 must be > 0"):
+            client.submit_job_execution(JOB, run_config=out_of_range)  # no run is created
         run_id = client.submit_job_execution(
-            JOB, run_config={"ops": {"start_cycle": {"config": {"mode": "all"}}}}
+            JOB, run_config={"ops": {"start_cycle": {"config": {"mode": {"all": {}}}}}}
         )
         deadline = time.monotonic() + RUN_SECONDS
         status = client.get_run_status(run_id)

@@ -480,7 +480,7 @@ def test_the_systemd_services_run_queued_sync_runs_one_at_a_time(site, postgres,
 
         # Two runs of the one route at once: the queue must start the second after the first.
         client = DagsterGraphQLClient(LOOPBACK, port_number=web_port)
-        config = {"ops": {"start_cycle": {"config": {"mode": "all"}}}}
+        config = {"ops": {"start_cycle": {"config": {"mode": {"all": {}}}}}}
         run_ids = [client.submit_job_execution(SYNC_JOB, run_config=config) for _ in range(2)]
         _wait_for_runs(client, run_ids)
         ran = time.monotonic() - started - up

@@ -29,7 +29,7 @@ from .test_dagster_dev import (
 pytestmark = pytest.mark.servers
 
 STALL_SECONDS = 6
-RUN_CONFIG = {"ops": {"start_cycle": {"config": {"mode": "all"}}}}
+RUN_CONFIG = {"ops": {"start_cycle": {"config": {"mode": {"all": {}}}}}}
 
 
 def wait_for(client, run_id, statuses, seconds=90) -> DagsterRunStatus:

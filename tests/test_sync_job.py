@@ -393,9 +393,15 @@ def test_after_an_outage_the_window_reaches_back_to_the_last_run(site, tmp_path)
         study = site.add_remote(SyntheticStudy(site.ago(hours=15), [2], accession="ACC-GAP"))
 
         without = run_sync(site, instance, options={"catch_up_max_hours": 0}, dry_run=True)
+        exact = run_sync(site, instance, catch_up=False, dry_run=True)
+        wider = run_sync(site, instance, window_hours=14, dry_run=True)
         caught_up = run_sync(site, instance)
 
     assert reasons(without, study) == {"": P.REASON_OUTSIDE}  # the 12-hour window alone
+    assert reasons(exact, study) == {"": P.REASON_OUTSIDE}  # catch_up: false, as launched
+    assert step_metadata(exact, "start_cycle")["window_hours"] == 12
+    # A window chosen in the Launchpad catches up too (catch_up is prefilled true).
+    assert step_metadata(wider, "start_cycle")["window_hours"] == pytest.approx(20, abs=0.01)
     assert caught_up.success
     assert moved_series(caught_up) == set(study.series_uids)
     start = step_metadata(caught_up, "start_cycle")

@@ -1,4 +1,5 @@
-"""Run configuration of the sync job, as chosen in the Launchpad."""
+"""Configuration of the sync job's start_cycle op: what the Launchpad's choices become (see
+launchpad.py, which checks them first). Errors name the Launchpad's config path."""
 
 from datetime import datetime, timezone, tzinfo
 
@@ -6,7 +7,9 @@ from dagster import Config
 from pydantic import Field
 
 from ..core.selection import Mode, Selection
-from ..routes import MAX_WINDOW_HOURS
+from ..options import WINDOW_HOURS
+
+PATH = "ops.start_cycle.config."  # the Launchpad's path of the fields, for errors
 
 
 class SyncRunConfig(Config):
@@ -27,6 +30,11 @@ class SyncRunConfig(Config):
         description="Look at studies acquired within this many hours before now; empty: the "
         "route's window (12 unless dicom_sync.yaml says otherwise).",
     )
+    catch_up: bool = Field(
+        default=True,
+        description="After an outage, stretch the window back to the last run that examined "
+        "the remote (at most catch_up_max_hours).",
+    )
     dry_run: bool = Field(default=False, description="Plan and report, but move nothing.")
     reference_time: str = Field(
         default="",
@@ -41,20 +49,20 @@ class SyncRunConfig(Config):
             limit = route_default.image_limit
         if self.image_limit is not None and mode is not Mode.fewer_than:
             raise ValueError(
-                f"run config: image_limit={self.image_limit!r} is only for mode fewer_than, "
-                f"and this run's mode is {mode.value} (set mode: fewer_than)"
+                f"{PATH}image_limit={self.image_limit!r} is only for mode fewer_than, "
+                f"and this run's mode is {mode.value} (set mode: {{fewer_than: {{image_limit: "
+                f"{self.image_limit}}}}})"
             )
         try:
             return Selection(mode, limit)
         except ValueError as exc:
-            raise ValueError(f"run config: {exc}") from None
+            raise ValueError(f"{PATH}mode: {exc}") from None
 
     def hours(self, route_default: float) -> float:
         hours = route_default if self.window_hours is None else self.window_hours
-        if not 0 < hours <= MAX_WINDOW_HOURS:
-            raise ValueError(
-                f"run config: window_hours={hours!r} must be > 0 and <= {MAX_WINDOW_HOURS}"
-            )
+        problem = WINDOW_HOURS.problem(f"{PATH}window_hours", hours)
+        if problem:
+            raise ValueError(problem)
         return hours
 
     def reference(self, zone: tzinfo) -> datetime:
@@ -65,6 +73,6 @@ class SyncRunConfig(Config):
             parsed = datetime.fromisoformat(self.reference_time)
         except ValueError:
             raise ValueError(
-                f"run config: reference_time={self.reference_time!r} is not an ISO 8601 time"
+                f"{PATH}reference_time={self.reference_time!r} is not an ISO 8601 time"
             ) from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)

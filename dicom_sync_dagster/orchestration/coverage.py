@@ -43,11 +43,16 @@ def _last_run_reference(instance: DagsterInstance, job_name: str) -> datetime | 
 
 
 def route_window_hours(
-    instance: DagsterInstance, job_name: str, options: SyncOptionsResource, reference: datetime
+    instance: DagsterInstance,
+    job_name: str,
+    options: SyncOptionsResource,
+    reference: datetime,
+    window_hours: float | None = None,
 ) -> tuple[float, datetime | None]:
-    """The route's window for a run or check ending at ``reference``: its ``window_hours``,
-    stretched back to the last examination after an outage (at most ``catch_up_max_hours``);
-    and that last examination, if any."""
+    """The window for a run or check ending at ``reference``: ``window_hours`` (default: the
+    route's), stretched back to the last examination after an outage (at most
+    ``catch_up_max_hours``); and that last examination, if any."""
     last = last_covered_reference(instance, job_name, options.route)
-    hours = catch_up_hours(options.window_hours, reference, last, options.catch_up_max_hours)
+    base = options.window_hours if window_hours is None else window_hours
+    hours = catch_up_hours(base, reference, last, options.catch_up_max_hours)
     return hours, last

@@ -1,10 +1,11 @@
 """The jobs of a route: sync (start -> query both nodes -> plan -> move -> report) and the
 connection check. Each route's jobs carry the route's own resources."""
 
-from dagster import JobDefinition, graph, in_process_executor, mem_io_manager
+from dagster import ConfigMapping, JobDefinition, graph, in_process_executor, mem_io_manager
 
 from ..routes import Route
 from .console import concise_console_logger
+from .launchpad import sync_config_mapping
 from .ops import (
     check_nodes,
     move_series,
@@ -46,9 +47,16 @@ def _resources(route: Route) -> dict[str, object]:
 
 
 def sync_job(route: Route) -> JobDefinition:
-    """The route's sync job: one process (a process per step would cost seconds a minute)."""
+    """The route's sync job: one process (a process per step would cost seconds a minute);
+    its run config prefilled with the route's mode and window (launchpad)."""
+    job = _sync_job(route)
+    return _sync_job(route, sync_config_mapping(job, route))
+
+
+def _sync_job(route: Route, config: ConfigMapping | None = None) -> JobDefinition:
     return sync_cycle.to_job(
         name=route.job_name,
+        config=config,
         description=f"Route {route.name}: move what the remote PACS has and the local PACS "
         f"lacks, for the last {float(route.options['window_hours']):g} hours (the route's "
         "window; longer after an outage, see catch_up_max_hours).",

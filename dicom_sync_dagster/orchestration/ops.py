@@ -104,12 +104,12 @@ def start_cycle(
     try:
         settings = sync_options.settings(remote_pacs, local_pacs)
         reference = config.reference(settings.zone)
-        hours = config.hours(sync_options.window_hours)
-        if config.window_hours is None:  # the route's window: catch up after an outage
+        hours = base = config.hours(sync_options.window_hours)
+        if config.catch_up:  # after an outage, stretch back to the last examination
             hours, last = route_window_hours(
-                context.instance, context.job_name, sync_options, reference
+                context.instance, context.job_name, sync_options, reference, base
             )
-            _log_catch_up(context, sync_options, hours, reference, last)
+            _log_catch_up(context, sync_options, base, hours, reference, last)
         window = Window(reference, hours, settings.zone)
         selection = config.selection(sync_options.selection())
         cycle = Cycle(settings, window, selection, config.dry_run)
@@ -137,11 +137,12 @@ def start_cycle(
 def _log_catch_up(
     context: OpExecutionContext,
     options: SyncOptionsResource,
+    base: float,
     hours: float,
     reference: datetime,
     last: datetime | None,
 ) -> None:
-    if last is None or hours <= options.window_hours:
+    if last is None or hours <= base:
         return
     gap = (reference - last).total_seconds() / 3600
     context.log.warning(

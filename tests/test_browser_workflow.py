@@ -132,7 +132,8 @@ def test_readme_ui_workflow_in_chromium(site, tmp_path):
             if selector:
                 page.goto(launchpad_url(base, location, JOB))
                 paste_launchpad_config(page, with_mode(launchpad_config(page), "fewer_than"))
-                expect(page.get_by_text("image_limit").first).to_be_visible()
+                refusal = 'Missing required config entry "image_limit"'  # Dagster's words
+                expect(page.get_by_text(refusal)).to_be_visible()
                 expect(page.get_by_role("button", name="Launch Run")).to_be_disabled()
                 page.screenshot(path=artifacts / "browser-fewer-than-refused.png")
 

@@ -84,6 +84,7 @@ def paste_launchpad_config(page: Page, config: dict) -> None:
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(yaml.safe_dump(config, sort_keys=False))
     page.keyboard.press("Control+Home")  # back to the top, where ops.start_cycle is
+    expect(page.get_by_text("Checking config")).to_be_hidden()  # Dagster's check has answered
 
 
 def launch(page: Page) -> str:

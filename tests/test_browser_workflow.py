@@ -129,13 +129,13 @@ def test_readme_ui_workflow_in_chromium(site, tmp_path):
 
                 # 3. fewer_than without image_limit: Dagster's config check refuses it in the
                 # Launchpad (with the mode selector of issue 13; before it the run failed later).
-                if selector:
-                    page.goto(launchpad_url(base, location, JOB))
-                    paste_launchpad_config(page, with_mode(launchpad_config(page), "fewer_than"))
-                    refusal = 'Missing required config entry "image_limit"'  # Dagster's words
-                    expect(page.get_by_text(refusal)).to_be_visible()
-                    expect(page.get_by_role("button", name="Launch Run")).to_be_disabled()
-                    page.screenshot(path=artifacts / "browser-fewer-than-refused.png")
+                assert selector, "the Launchpad prefills no mode selector"
+                page.goto(launchpad_url(base, location, JOB))
+                paste_launchpad_config(page, with_mode(launchpad_config(page), "fewer_than"))
+                refusal = 'Missing required config entry "image_limit"'  # Dagster's words
+                expect(page.get_by_text(refusal)).to_be_visible()
+                expect(page.get_by_role("button", name="Launch Run")).to_be_disabled()
+                page.screenshot(path=artifacts / "browser-fewer-than-refused.png")
 
                 # 4. A failed run (the remote stopped), found in the runs list by its outcome tag.
                 site.remote.stop()

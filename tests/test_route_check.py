@@ -51,7 +51,9 @@ def test_an_idle_minute_is_a_skipped_tick_with_the_figures_and_no_run(site_env, 
     site = site_env
     here = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 3], accession="ACC-HERE"))
     site.add_local(here)
-    site.add_remote(SyntheticStudy(site.ago(hours=30), [1], accession="ACC-OLD"))
+    # 13 h ago: out of the 12-hour window, yet on a date the C-FIND asks for (yesterday or
+    # today in the PACS zone) at any time of day (30 h ago fell before yesterday from 00:00 to 06:00 there).
+    site.add_remote(SyntheticStudy(site.ago(hours=13), [1], accession="ACC-OLD"))
 
     verdict = tick(instance, site.reference)
 

@@ -6,7 +6,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from dicom_sync_dagster.definitions import defs
-from dicom_sync_dagster.orchestration.ops import OUTCOME_TAG
+from dicom_sync_dagster.orchestration.tags import OUTCOME_TAG
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .helpers import run_sync

@@ -13,8 +13,8 @@ from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_cont
 
 from dicom_sync_dagster.definitions import defs
 from dicom_sync_dagster.orchestration import route_check
+from dicom_sync_dagster.orchestration.catch_up import last_covered_reference
 from dicom_sync_dagster.orchestration.check_state import read_check_state
-from dicom_sync_dagster.orchestration.coverage import last_covered_reference
 from dicom_sync_dagster.routes import Route
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
@@ -85,9 +85,7 @@ def test_a_missing_series_launches_one_run_that_moves_it(site_env, instance):
     assert isinstance(later, SkipReason), later
 
 
-def test_a_partial_study_in_mode_smallest_does_not_launch_a_run_every_minute(
-    site_env, instance
-):
+def test_a_partial_study_in_mode_smallest_does_not_launch_a_run_every_minute(site_env, instance):
     """After one look at its series found nothing to move, the check remembers the study."""
     site = site_env
     study = site.add_remote(SyntheticStudy(site.ago(hours=2), [5, 1], accession="ACC-PART"))

@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from ..orchestration.archive import FAILING_CHECK
-from ..orchestration.jobs import ROUTE_TAG
+from ..orchestration.tags import ROUTE_TAG
 from ..routes import Route
 from .channels import Alert, DeliveryFailed, deliver
 from .messages import no_check_alert, run_alert

@@ -4,7 +4,7 @@ far as its report (and was not a dry run) and carries the count on."""
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from .coverage import REFERENCE_TAG
+from .tags import REFERENCE_TAG
 
 FAILURE_STREAKS_KEY = "failure_streaks"  # report failure metadata: {series UID: [runs, since]}
 SKIP_RUNS_WITHOUT_REPORT = 50  # runs that failed before their report (a node down) say nothing

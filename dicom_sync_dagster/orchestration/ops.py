@@ -45,11 +45,12 @@ from .archive import (
     failing_check_evaluation,
     latest_run_evaluation,
 )
+from .catch_up import route_window_hours
 from .config import SyncRunConfig
-from .coverage import CAUSE_TAG, OUTCOME_TAG, REFERENCE_TAG, route_window_hours
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
 from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
 from .settled_state import load_settled, save_settled
+from .tags import CAUSE_TAG, OUTCOME_TAG, REFERENCE_TAG
 
 TABLE_ROWS = 500  # rows of a metadata table; the counts always cover everything
 

@@ -105,9 +105,9 @@ def case_move(ctx: Context) -> list[Row]:
         def tool() -> float:
             fresh_local()
             started = time.monotonic()
-            run = transfer(cycle, plan, QUIET)
+            moved = transfer(cycle, plan, QUIET)
             seconds = time.monotonic() - started
-            check(run.transfers[0].transferred, f"tool did not transfer: {run.transfers[0]}")
+            check(moved.transfers[0].transferred, f"tool did not transfer: {moved.transfers[0]}")
             arrived()
             return images / seconds
 
@@ -115,9 +115,9 @@ def case_move(ctx: Context) -> list[Row]:
             fresh_local()
             with open_session(cycle.settings.remote, CALLING_AE) as session:
                 started = time.monotonic()
-                result = session.move_series(study_uid, series_uid, "LOCAL")
+                result = session.move(study_uid, series_uid, "LOCAL")
                 seconds = time.monotonic() - started
-            check(result.completed == images, f"move_series: {result}")
+            check(result.completed == images, f"session.move: {result}")
             arrived()
             return images / seconds
 
@@ -129,14 +129,14 @@ def case_move(ctx: Context) -> list[Row]:
 
         samples = rounds(
             ctx.repeat,
-            {"tool": tool, "reference": reference, "session.move_series only": move_only},
+            {"tool": tool, "reference": reference, "session.move only": move_only},
             "1 move",
         )
     return _throughput_rows(
         f"1 C-MOVE 1 series x {images} img (cycle.transfer vs movescu)",
         0.95,
         samples,
-        extra="session.move_series only",
+        extra="session.move only",
     )
 
 
@@ -165,9 +165,9 @@ def case_parallel(ctx: Context) -> list[Row]:
         def tool() -> float:
             fresh_local()
             started = time.monotonic()
-            run = transfer(cycle, plan, QUIET)
+            moved = transfer(cycle, plan, QUIET)
             seconds = time.monotonic() - started
-            check(all(t.transferred for t in run.transfers), "tool did not transfer all")
+            check(all(t.transferred for t in moved.transfers), "tool did not transfer all")
             arrived()
             return images / seconds
 

@@ -318,7 +318,7 @@ class _Mover:
                 )
                 if result is not None:
                     return result
-            return self.remote.get().move_series(
+            return self.remote.get().move(
                 row["study_uid"], row["series_uid"], self.settings.destination, progress
             )
         except DicomError as exc:

@@ -84,7 +84,7 @@ def endless(send_one, interval: float):
 def move(peer: RawPeer, timeouts: Timeouts, stop: threading.Event | None = None):
     def work():
         with open_session(node(peer), "SCU", timeouts, stop) as session:
-            return session.move_series(UID_A, UID_B, "LOCALPACS")
+            return session.move(UID_A, UID_B, "LOCALPACS")
 
     return in_thread(work)
 

@@ -235,7 +235,7 @@ class DicomSession:
         """Images of one series, by an IMAGE-level C-FIND (for servers that give no counts)."""
         return len(self.instance_uids(study_uid, series_uid))
 
-    def move_series(
+    def move(
         self,
         study_uid: str,
         series_uid: str,
@@ -249,7 +249,7 @@ class DicomSession:
         change."""
         started = last = time.monotonic()
         counts = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
-        identifier = queries.move_series(study_uid, series_uid, instances)
+        identifier = queries.move_identifier(study_uid, series_uid, instances)
         send = lambda msg_id: self.assoc.send_c_move(  # noqa: E731
             identifier, destination, _MODEL["C-MOVE"], msg_id
         )

@@ -313,22 +313,22 @@ def move_series(context: OpExecutionContext, cycle: Cycle, plan: Plan) -> Transf
     if cycle.dry_run:
         context.log.info(f"dry run: {len(plan.moves)} series planned, nothing moved")
         return TransferRun([])
-    run = transfer(cycle, plan, context.log)
+    moved = transfer(cycle, plan, context.log)
     context.add_output_metadata(
         {
-            "series_transferred": sum(t.transferred for t in run.transfers),
-            "series_failed": sum(not t.transferred for t in run.transfers),
-            "images_moved": sum(t.confirmed_images for t in run.transfers),
-            "images_reported_by_remote": sum(t.completed for t in run.transfers),
-            "parallel_moves": min(cycle.settings.max_parallel_moves, len(run.transfers)),
-            "seconds": run.seconds,
+            "series_transferred": sum(t.transferred for t in moved.transfers),
+            "series_failed": sum(not t.transferred for t in moved.transfers),
+            "images_moved": sum(t.confirmed_images for t in moved.transfers),
+            "images_reported_by_remote": sum(t.completed for t in moved.transfers),
+            "parallel_moves": min(cycle.settings.max_parallel_moves, len(moved.transfers)),
+            "seconds": moved.seconds,
         }
     )
-    return run
+    return moved
 
 
 def summary_for(
-    cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, plan: Plan, run: TransferRun
+    cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, plan: Plan, moved: TransferRun
 ) -> CycleSummary:
     return summarize(
         mode=cycle.selection.describe(),
@@ -340,8 +340,8 @@ def summary_for(
         windowed_studies=plan.windowed_studies,
         missing_studies=plan.missing_studies,
         series_planned=int((plan.rows["action"] == MOVE).sum()),
-        transfers=run.transfers,
-        seconds=run.seconds,
+        transfers=moved.transfers,
+        seconds=moved.seconds,
     )
 
 

@@ -45,10 +45,11 @@ from bench_site import (
 )
 
 from dicom_sync_dagster.core.selection import Mode
-from dicom_sync_dagster.cycle import Cycle, Plan, plan_cycle, query_studies, transfer
+from dicom_sync_dagster.cycle import Cycle, Plan, plan_cycle, query_studies
 from dicom_sync_dagster.dicom import open_session, queries
 from dicom_sync_dagster.sandbox import LOOPBACK
 from dicom_sync_dagster.synthetic import SyntheticStudy
+from dicom_sync_dagster.transfer import transfer
 
 
 def _plan(cycle: Cycle) -> Plan:

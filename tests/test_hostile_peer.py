@@ -132,7 +132,7 @@ def test_a_move_that_keeps_counting_ends_at_its_deadline():
 
 
 def test_setting_stop_ends_a_move_in_progress_within_seconds():
-    """What Ctrl+C and Dagster's terminate do to the moves of a run (cycle.transfer)."""
+    """What Ctrl+C and Dagster's terminate do to the moves of a run (transfer.transfer)."""
     peer = RawPeer(endless(stuck_pending, 0.2))
     stop = threading.Event()
     threading.Timer(1.0, stop.set).start()

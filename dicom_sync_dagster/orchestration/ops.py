@@ -29,7 +29,7 @@ from ..core.report import (
     transfers_frame,
 )
 from ..core.window import Window
-from ..cycle import Cycle, Plan, plan_cycle, query_studies, transfer
+from ..cycle import Cycle, Plan, plan_cycle, query_studies
 from ..dicom import (
     AssociationAborted,
     AssociationRejected,
@@ -39,6 +39,7 @@ from ..dicom import (
     TlsFailed,
 )
 from ..settings import ConfigError
+from ..transfer import transfer
 from .archive import (
     FAILED_BEFORE_REPORT,
     archive_event,

@@ -25,6 +25,8 @@ from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .conftest import CALLING_AE
 
+pytestmark = pytest.mark.usefixtures("both_paths")  # raw and public path
+
 pytestmark = pytest.mark.servers
 
 

@@ -36,6 +36,8 @@ from .raw_peer import (
     with_length,
 )
 
+pytestmark = pytest.mark.usefixtures("both_paths")  # raw and public path
+
 GUARD_SECONDS = 60  # generous: a loaded machine; a hang is what these tests catch
 UID_A, UID_B = "1.2.826.0.1.3680043.9.7", "1.2.826.0.1.3680043.9.8"
 

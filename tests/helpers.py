@@ -42,7 +42,7 @@ def run_sync(
 ) -> ExecuteInProcessResult:
     """Execute the dicom_sync job once with ``config`` for the start_cycle op."""
     config.setdefault("reference_time", site.reference.isoformat())
-    job = defs.resolve_job_def("dicom_sync")
+    job = defs().resolve_job_def("dicom_sync")
     return job.execute_in_process(
         run_config={"ops": {"start_cycle": {"config": config}}},
         resources=site_resources(site.env(), **(options or {})),

@@ -251,6 +251,7 @@ def final_with(patch):
     return RawPeer(script)
 
 
+@pytest.mark.parametrize("both_paths", ["raw"], indirect=True)  # raw path only: README
 @pytest.mark.parametrize(
     ("patch", "words"),
     [
@@ -278,6 +279,7 @@ def test_a_malformed_final_response_fails_at_once_with_the_reason(patch, words):
     peer.close()
 
 
+@pytest.mark.parametrize("both_paths", ["raw"], indirect=True)  # raw path only: README
 def test_an_answer_whose_data_set_is_cut_short_fails_the_query_at_once():
     """Before: pydicom read the cut data set silently (a UID cut short was taken)."""
 

@@ -22,7 +22,7 @@ from .helpers import moved_series, run_sync
 
 pytestmark = pytest.mark.servers
 
-every_minute = defs.resolve_schedule_def("every_minute")
+every_minute = defs().resolve_schedule_def("every_minute")
 
 
 @pytest.fixture

@@ -396,11 +396,21 @@ def _check_route_options(options: dict, nodes: dict, where: str, origin) -> list
     return problems
 
 
-def _check_schedule(cron: str, status: str, origin) -> list[str]:
-    from dagster._utils.schedules import is_valid_cron_string  # the check Dagster applies
+def _valid_cron(cron: str) -> bool:
+    """Whether Dagster takes ``cron`` for a schedule: asked through its public API (a schedule
+    definition refuses what its scheduler cannot run, e.g. seconds or 30 February)."""
+    from dagster import DagsterInvalidDefinitionError, ScheduleDefinition
 
+    try:
+        ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
+    except DagsterInvalidDefinitionError:
+        return False
+    return True
+
+
+def _check_schedule(cron: str, status: str, origin) -> list[str]:
     problems = []
-    if not is_valid_cron_string(cron):
+    if not _valid_cron(cron):
         problems.append(
             f"{origin('schedule')}={shorten(cron)} is not a cron expression, e.g. '* * * * *'"
         )

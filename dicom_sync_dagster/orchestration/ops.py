@@ -47,6 +47,7 @@ from .archive import (
     latest_run_evaluation,
 )
 from .catch_up import route_window_hours
+from .check_events import record_check_evaluation
 from .config import SyncRunConfig
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
 from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
@@ -135,7 +136,7 @@ def _failed(context: OpExecutionContext, route: str, failure: Failure, cause: st
     if not earlier:
         context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "failed", CAUSE_TAG: cause})
         context.log_event(archive_event(route, False, FAILED_BEFORE_REPORT))
-        context.log_event(latest_run_evaluation(route, False, cause))
+        record_check_evaluation(context, latest_run_evaluation(route, False, cause))
     return failure
 
 
@@ -403,10 +404,12 @@ def report(
         "outcome": tags[OUTCOME_TAG],
     }
     context.log_event(archive_event(route, summary.images_moved > 0, figures))
-    context.log_event(latest_run_evaluation(route, summary.ok, tags.get(CAUSE_TAG, "")))
+    record_check_evaluation(
+        context, latest_run_evaluation(route, summary.ok, tags.get(CAUSE_TAG, ""))
+    )
     if not cycle.dry_run:  # a dry run tried nothing: it neither breaks nor mends a streak
         errors = {} if failed.empty else failed.set_index("series_uid")["error"].to_dict()
-        context.log_event(failing_check_evaluation(route, streaks, limit, errors))
+        record_check_evaluation(context, failing_check_evaluation(route, streaks, limit, errors))
     if not summary.ok:
         failed["failing_runs"] = failed["series_uid"].map(lambda uid: streaks[uid][0])
         failed["failing_since"] = failed["series_uid"].map(lambda uid: streaks[uid][1])

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -103,7 +104,7 @@ class Route:
     name: str
     remote: Mapping[str, str] = field(default_factory=dict)
     local: Mapping[str, str] = field(default_factory=dict)
-    options: Mapping[str, object] = field(default_factory=lambda: dict(OPTION_DEFAULTS))
+    options: Mapping[str, Any] = field(default_factory=lambda: dict(OPTION_DEFAULTS))
     cron: str = EVERY_MINUTE
     schedule_on: bool = True
     source: str = ""
@@ -169,7 +170,7 @@ class _PlainLoader(yaml.SafeLoader):
     ``ON`` is not ``True``) and ``0104`` is decimal text, not octal 68. Aliases (``*name``)
     are refused: a few of them nested make a small file expand past any memory."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             raise yaml.composer.ComposerError(
@@ -305,14 +306,14 @@ def route_settings(route: Route) -> SyncSettings:
     )
 
 
-def request_limits(options: Mapping[str, object], base: Timeouts | None = None) -> Timeouts:
+def request_limits(options: Mapping[str, Any], base: Timeouts | None = None) -> Timeouts:
     """``base`` (default timeouts) with a route's request deadlines and answer cap."""
     return replace(
         base or Timeouts(),
-        find_deadline=float(options["find_deadline"]),  # type: ignore[arg-type]
-        move_no_progress=float(options["move_no_progress_timeout"]),  # type: ignore[arg-type]
-        move_deadline=float(options["move_deadline"]),  # type: ignore[arg-type]
-        find_answers=int(options["max_find_answers"]),  # type: ignore[call-overload]
+        find_deadline=float(options["find_deadline"]),
+        move_no_progress=float(options["move_no_progress_timeout"]),
+        move_deadline=float(options["move_deadline"]),
+        find_answers=int(options["max_find_answers"]),
     )
 
 
@@ -338,7 +339,7 @@ def _route(top: dict, entry: dict, name: str, where: str, label: str) -> Route:
             nodes[role] = _node(value, origin(role))
         except ConfigError as exc:
             problems += exc.problems
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     for key, default in OPTION_DEFAULTS.items():
         value = pick(key, default)
         if isinstance(default, (int, float)):
@@ -391,7 +392,7 @@ def _check_route_options(options: dict, nodes: dict, where: str, origin) -> list
             problems.append(f"{origin(key)}={shorten(value)} must be {bounds}")
     remote, local = nodes.get("remote"), nodes.get("local")
     same = remote and local and all(remote[k] == local[k] for k in ("ae_title", "host", "port"))
-    if same:
+    if same and remote:
         problems.append(f"{where}: remote and local are the same node ({remote['ae_title']})")
     return problems
 

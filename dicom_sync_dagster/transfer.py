@@ -236,7 +236,7 @@ def transfer(cycle: Cycle, plan: Plan, log: Log) -> TransferRun:
         pending.put(index)
 
     def work() -> list[tuple[int, Transfer]]:
-        mover, done = _Mover(settings, log, gone, local), []
+        mover, done = _Mover(settings, log, gone, local), list[tuple[int, Transfer]]()
         try:
             while True:
                 try:

@@ -12,6 +12,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.text import shorten
@@ -108,7 +109,7 @@ def alert_settings(values: Mapping[str, object], names: Mapping[str, str]) -> Al
     field as ``names`` says. Every problem is reported at once."""
     text = {field: str(values.get(field) or "").strip() for field in FIELDS}
     problems: list[str] = []
-    checked: dict[str, object] = {}
+    checked: dict[str, Any] = {}
 
     def check(field: str, function, *args) -> None:
         try:

@@ -105,11 +105,12 @@ def _exchange() -> str:
     scp = AE(ae_title="PATHCHECK")
     scp.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
     scp.add_supported_context(Verification)
-    handlers = [(evt.EVT_C_FIND, _answers)]
+    handlers: list = [(evt.EVT_C_FIND, _answers)]
     try:
         server = scp.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
     except Exception as exc:
         return f"cannot start the check's own SCP ({type(exc).__name__}: {exc})"
+    assert server is not None  # block=False returns the server
     try:
         node = DicomNode("check", "PATHCHECK", "127.0.0.1", server.server_address[1])
         timeouts = Timeouts(dimse=PROBE_SECONDS, find_deadline=PROBE_SECONDS)

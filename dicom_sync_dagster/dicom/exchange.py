@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 
 from pynetdicom.association import Association
@@ -76,7 +76,7 @@ class Exchange:
 
     def _responses(
         self, what: str, send: Callable[[int], object], deadline: Callable[[], float]
-    ) -> Iterator[Response | Invalid | Gone]:
+    ) -> Generator[Response | Invalid | Gone, None, None]:
         """Send a request with ``send(message_id)`` (a pynetdicom send_c_*() call: it sends at
         once) and yield the responses as they come, up to the final one, or an
         :class:`Invalid` or :class:`Gone` in its place. Unless the request ended with a valid

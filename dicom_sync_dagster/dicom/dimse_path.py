@@ -135,5 +135,5 @@ def _exchange() -> str:
         return ""
     except Exception as exc:  # what a changed pynetdicom raises is not known in advance
         return f"{type(exc).__name__}: {exc}"
-    finally:
-        server.shutdown()
+    finally:  # in the background: socketserver takes up to its 0.5 s poll interval to stop
+        threading.Thread(target=server.shutdown, name="dimse-path-check-stop", daemon=True).start()

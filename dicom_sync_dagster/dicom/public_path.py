@@ -44,7 +44,7 @@ class PublicChannel:
     queue."""
 
     def __init__(self, assoc: Association, what: str, message_id: int) -> None:
-        self.what, self.message_id = what, message_id
+        self.assoc, self.what, self.message_id = assoc, what, message_id
         self.queue: queue.Queue[Response | Invalid | Gone] = queue.Queue()
         self.thread: threading.Thread | None = None
 
@@ -77,8 +77,9 @@ class PublicChannel:
         pass
 
     def close(self, ended: bool) -> None:
-        """After a final response, wait for pynetdicom's generator to end (it lets its reactor
-        run again), so it cannot race the next request. Otherwise the association was
-        aborted and the thread ends by itself (within the DIMSE timeout)."""
-        if self.thread is not None and ended:
+        """While the association lives on (a final response came, also one after our
+        C-CANCEL), wait for pynetdicom's generator to end (it lets its reactor run again), so
+        it cannot race the next request. An aborted association's thread ends by itself
+        (within the DIMSE timeout)."""
+        if self.thread is not None and self.assoc.is_established:
             self.thread.join(JOIN_SECONDS)

@@ -103,13 +103,17 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
         if busy:
             print(f"Skipped: a sync run is still in progress ({busy}).")
             return EXIT_BUSY
-        result = defs.resolve_job_def(route.job_name).execute_in_process(
-            run_config={
-                "ops": {"start_cycle": {"config": config}},
-                "loggers": {"console": {"config": {"log_level": "INFO"}}},
-            },
-            instance=instance,
-            raise_on_error=False,
+        result = (
+            defs()
+            .resolve_job_def(route.job_name)
+            .execute_in_process(
+                run_config={
+                    "ops": {"start_cycle": {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "INFO"}}},
+                },
+                instance=instance,
+                raise_on_error=False,
+            )
         )
     print(f"Run {result.run_id} ({'success' if result.success else 'failed'})")
     state = run_state.take(result.run_id)

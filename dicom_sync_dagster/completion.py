@@ -55,7 +55,7 @@ def move_instances(
     total = MoveResult(MoveOutcome.SUCCESS)
     for start in range(0, len(uids), INSTANCES_PER_MOVE):
         chunk = uids[start : start + INSTANCES_PER_MOVE]
-        part = remote.move_series(study_uid, series_uid, destination, progress, instances=chunk)
+        part = remote.move(study_uid, series_uid, destination, progress, instances=chunk)
         total = _add(total, part)
         if part.outcome is not MoveOutcome.SUCCESS:
             break

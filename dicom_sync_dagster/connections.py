@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from pydicom.dataset import Dataset
+
 from .core.frames import valid_uid
 from .dicom import DicomError, DicomNode, open_session, queries
 from .settings import SyncSettings
@@ -49,7 +51,7 @@ def check_node(node: DicomNode, settings: SyncSettings, date_range: str) -> Node
                 check.error = f"C-ECHO answered 0x{status:04X}"
                 return check
             started = time.monotonic()
-            studies = session.find(queries.studies_by_date(date_range), limit=1)
+            studies: list[Dataset] = session.find(queries.studies_by_date(date_range), limit=1)
             check.find_ms = (time.monotonic() - started) * 1000
             if studies:
                 study = studies[0]
@@ -57,7 +59,9 @@ def check_node(node: DicomNode, settings: SyncSettings, date_range: str) -> Node
                     check.supports[key] = queries.text(study, key) != ""
                 uid = queries.text(study, "StudyInstanceUID")
                 valid = valid_uid(uid)  # an invalid one is never sent
-                series = session.find(queries.series_of_study(uid), limit=1) if valid else []
+                series: list[Dataset] = (
+                    session.find(queries.series_of_study(uid), limit=1) if valid else []
+                )
                 if series:
                     has_count = queries.text(series[0], "NumberOfSeriesRelatedInstances") != ""
                     check.supports["NumberOfSeriesRelatedInstances"] = has_count

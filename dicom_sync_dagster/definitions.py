@@ -2,6 +2,7 @@
 schedule, a connection-check job and the local archive asset with its checks; the alert
 sensors when alerts are configured."""
 
+import dagster as dg
 from dagster import Definitions
 
 from .alerts.sensors import alert_sensors
@@ -32,6 +33,8 @@ def route_definitions(routes: list[Route], alerts: AlertSettings | None = None) 
     )
 
 
-ROUTES = load_routes()
-ALERTS = load_alert_settings()
-defs = route_definitions(ROUTES, ALERTS)
+@dg.definitions
+def defs() -> Definitions:
+    """The routes (dicom_sync.yaml or the DICOM_SYNC_* variables) and the alert settings, read
+    when Dagster loads the code location, not when this module is imported."""
+    return route_definitions(load_routes(), load_alert_settings())

@@ -127,7 +127,7 @@ def run_demo(folder: Path, ui_port: int, open_for: float | None = None) -> int:
                     "ui": f"http://{LOOPBACK}:{ui_port}",
                     "remote": [REMOTE_AE, LOOPBACK, remote.node.port],
                     "local": [LOCAL_AE, LOOPBACK, local.node.port],
-                    "pids": {"remote": remote.process.pid, "local": local.process.pid},
+                    "pids": {"remote": _pid(remote.process), "local": _pid(local.process)},
                 },
                 indent=2,
             )
@@ -191,3 +191,7 @@ def default_ui_port() -> int:
             return 3000
         except OSError:
             return free_port()
+
+
+def _pid(process: subprocess.Popen | None) -> int | None:
+    return process.pid if process else None

@@ -133,7 +133,7 @@ class _PlainLoader(yaml.SafeLoader):
     ``ON`` is not ``True``) and ``0104`` is decimal text, not octal 68. Aliases (``*name``)
     are refused: a few of them nested make a small file expand past any memory."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             raise yaml.composer.ComposerError(
@@ -333,16 +333,27 @@ def _check_route_options(options: dict, nodes: dict, where: str, origin) -> list
         if problem
     ]
     remote, local = nodes.get("remote"), nodes.get("local")
-    if remote and local and all(remote[k] == local[k] for k in ("ae_title", "host", "port")):
+    same = remote and local and all(remote[k] == local[k] for k in ("ae_title", "host", "port"))
+    if same and remote:
         problems.append(f"{where}: remote and local are the same node ({remote['ae_title']})")
     return problems
 
 
-def _check_schedule(cron: str, status: str, origin) -> list[str]:
-    from dagster._utils.schedules import is_valid_cron_string  # the check Dagster applies
+def _valid_cron(cron: str) -> bool:
+    """Whether Dagster takes ``cron`` for a schedule: asked through its public API (a schedule
+    definition refuses what its scheduler cannot run, e.g. seconds or 30 February)."""
+    from dagster import DagsterInvalidDefinitionError, ScheduleDefinition
 
+    try:
+        ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
+    except DagsterInvalidDefinitionError:
+        return False
+    return True
+
+
+def _check_schedule(cron: str, status: str, origin) -> list[str]:
     problems = []
-    if not is_valid_cron_string(cron):
+    if not _valid_cron(cron):
         problems.append(
             f"{origin('schedule')}={shorten(cron)} is not a cron expression, e.g. '* * * * *'"
         )

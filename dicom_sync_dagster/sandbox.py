@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from .dicom.node import DicomNode
 from .loopback_only import check_loopback, loopback_env
@@ -225,7 +226,7 @@ class OrthancServer:
         if self.process:
             stop_process(self.process, seconds=1.0)
 
-    def rest(self, path: str, body: bytes | None = None) -> object:
+    def rest(self, path: str, body: bytes | None = None) -> Any:
         request = urllib.request.Request(f"http://{LOOPBACK}:{self.http_port}{path}", data=body)
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")

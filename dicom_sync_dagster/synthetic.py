@@ -41,7 +41,7 @@ class SyntheticStudy:
     ) -> list[Dataset]:
         """The instances of the chosen series (all by default); ``images`` caps each series."""
         indexes = range(len(self.series_sizes)) if series is None else series
-        out = []
+        out: list[Dataset] = []
         for index in indexes:
             count = (
                 self.series_sizes[index]

@@ -145,3 +145,19 @@ def scripted_site(local_orthanc: OrthancServer) -> Site:
 def closed_node() -> DicomNode:
     """A loopback port nobody listens on."""
     return DicomNode("remote", "NOBODY", "127.0.0.1", free_port())
+
+
+@pytest.fixture(params=["raw", "public"])
+def both_paths(request, monkeypatch) -> str:
+    """Runs a test once on each way of reading DIMSE responses (DICOM_SYNC_DIMSE_PATH): the
+    raw path (required: the test fails if its start-up check does) and pynetdicom's public
+    API."""
+    monkeypatch.setenv("DICOM_SYNC_DIMSE_PATH", request.param)
+    return request.param
+
+
+@pytest.fixture
+def raw_path_only(monkeypatch) -> None:
+    """For a guarantee only the raw path gives (the README lists them), e.g. a stale response
+    dropped: pynetdicom's public API does not."""
+    monkeypatch.setenv("DICOM_SYNC_DIMSE_PATH", "raw")

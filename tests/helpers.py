@@ -47,7 +47,7 @@ def run_sync(
     if isinstance(config.get("mode"), str):
         limit = config.pop("image_limit", None)
         config["mode"] = {config["mode"]: {} if limit is None else {"image_limit": limit}}
-    job = defs.resolve_job_def("dicom_sync")
+    job = defs().resolve_job_def("dicom_sync")
     return job.execute_in_process(
         run_config={"ops": {"start_cycle": {"config": config}}},
         resources=site_resources(site.env(), **(options or {})),

@@ -144,14 +144,19 @@ def with_length(command_set: bytes, element: int, length: int) -> bytes:
 
 
 def answers(request: Request, count: int) -> bytes:
-    """``count`` pending answers and a final success, in one P-DATA-TF."""
+    """``count`` pending answers and a final success, each message in a P-DATA-TF of its own
+    (as real servers send them; pynetdicom's own reader takes one message per P-DATA-TF)."""
     context, message_id = request.context_id, request.message_id
-    values = []
+    pdus = []
     for n in range(count):
-        values.append(pdv(context, 3, find_rsp(0xFF00, message_id)))
-        values.append(pdv(context, 2, identifier(f"1.2.{n}")))
-    values.append(pdv(context, 3, find_rsp(0x0000, message_id, has_data=False)))
-    return pdata(*values)
+        pdus.append(
+            pdata(
+                pdv(context, 3, find_rsp(0xFF00, message_id)),
+                pdv(context, 2, identifier(f"1.2.{n}")),
+            )
+        )
+    pdus.append(pdata(pdv(context, 3, find_rsp(0x0000, message_id, has_data=False))))
+    return b"".join(pdus)
 
 
 class RawPeer:

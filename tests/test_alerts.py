@@ -95,7 +95,7 @@ def test_a_failure_seen_after_a_newer_success_says_nothing(site, tmp_path, webho
     runs out of order: an older failure must not report a route that already works again."""
     settings = _settings(None, webhook)
     sensors = {
-        s.name: s for s in alert_sensors([ROUTE], [defs.resolve_job_def("dicom_sync")], settings)
+        s.name: s for s in alert_sensors([ROUTE], [defs().resolve_job_def("dicom_sync")], settings)
     }
     site.add_remote(SyntheticStudy(site.ago(hours=1), [2]))
     good = site.env()
@@ -123,7 +123,7 @@ def test_a_route_failing_is_told_once_and_its_recovery_once(
 ):
     settings = _settings(smtp, webhook, pki)
     sensors = {
-        s.name: s for s in alert_sensors([ROUTE], [defs.resolve_job_def("dicom_sync")], settings)
+        s.name: s for s in alert_sensors([ROUTE], [defs().resolve_job_def("dicom_sync")], settings)
     }
     study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 3], patient_name="DOE^JANE"))
     good = site.env()

@@ -19,7 +19,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 from playwright.sync_api import Page, expect
 
-from dicom_sync_dagster.orchestration.coverage import CAUSE_TAG, OUTCOME_TAG
+from dicom_sync_dagster.orchestration.tags import CAUSE_TAG, OUTCOME_TAG
 from dicom_sync_dagster.sandbox import LOOPBACK
 from dicom_sync_dagster.synthetic import SyntheticStudy
 

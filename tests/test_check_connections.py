@@ -13,7 +13,7 @@ pytestmark = pytest.mark.servers
 
 
 def run_check(site):
-    job = defs.resolve_job_def("check_connections")
+    job = defs().resolve_job_def("check_connections")
     return job.execute_in_process(resources=site_resources(site.env()), raise_on_error=False)
 
 

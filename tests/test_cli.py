@@ -209,7 +209,7 @@ def test_a_run_still_going_makes_run_skip_with_exit_3(project):
     os.environ["DAGSTER_HOME"] = str(project)
     try:
         with DagsterInstance.get() as instance:
-            job = defs.resolve_job_def("dicom_sync")
+            job = defs().resolve_job_def("dicom_sync")
             going = instance.create_run_for_job(
                 job_def=job, run_config={}, status=DagsterRunStatus.STARTED
             )

@@ -6,8 +6,8 @@ from dicom_sync_dagster.definitions import defs
 
 
 def test_definitions_load_like_the_code_server_loads_them():
-    Definitions.validate_loadable(defs)
-    repository = defs.get_repository_def()
+    Definitions.validate_loadable(defs())
+    repository = defs().get_repository_def()
     assert {job.name for job in repository.get_all_jobs()} >= {
         "dicom_sync",
         "check_connections",

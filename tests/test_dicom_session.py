@@ -25,6 +25,8 @@ from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .conftest import CALLING_AE
 
+pytestmark = pytest.mark.usefixtures("both_paths")  # raw and public path
+
 pytestmark = pytest.mark.servers
 
 
@@ -36,7 +38,7 @@ def test_echo_find_and_move_against_orthanc(site):
         assert session.echo() == 0
         studies = session.find(queries.studies_by_date("19000101-29991231"))
         series = session.find(queries.series_of_study(study.study_uid))
-        result = session.move_series(
+        result = session.move(
             study.study_uid, study.series_uids[1], "LOCALPACS", lambda *c: progress.append(c)
         )
 
@@ -54,7 +56,7 @@ def test_move_to_an_unknown_destination_is_a_failure_with_its_status(dcmqrscp_si
     study = site.add_remote(SyntheticStudy(site.ago(hours=1), [2]))
 
     with open_session(site.remote.node, CALLING_AE) as session:
-        result = session.move_series(study.study_uid, study.series_uids[0], "NOWHERE")
+        result = session.move(study.study_uid, study.series_uids[0], "NOWHERE")
         assert session.assoc.is_established  # a failure status does not end the association
 
     assert result.outcome is MoveOutcome.FAILURE

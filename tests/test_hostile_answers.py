@@ -20,6 +20,7 @@ from .scripted_pacs import ScriptedPacs
 
 pytestmark = pytest.mark.servers
 
+pytestmark = pytest.mark.usefixtures("both_paths")  # raw and public path
 HOSTILE_ACCESSION = "A1\x1b]0;pwned\x07\nERROR forged line\x1b[2J"
 
 

@@ -45,9 +45,9 @@ from dagster._utils.tags import TagConcurrencyLimitsCounter
 from dagster_graphql import DagsterGraphQLClient
 
 from dicom_sync_dagster.orchestration.jobs import CONCURRENCY_TAG
-from dicom_sync_dagster.orchestration.ops import OUTCOME_TAG
 from dicom_sync_dagster.orchestration.resources import LOCK_FILE
 from dicom_sync_dagster.orchestration.settled_state import STATE_FILE
+from dicom_sync_dagster.orchestration.tags import OUTCOME_TAG
 from dicom_sync_dagster.sandbox import LOOPBACK, free_port, wait_for_port
 from dicom_sync_dagster.synthetic import SyntheticStudy
 

@@ -9,8 +9,16 @@ import threading
 import time
 
 import pytest
+from pynetdicom import fsm
 
-from dicom_sync_dagster.dicom import DicomError, DicomNode, Timeouts, open_session, queries
+from dicom_sync_dagster.dicom import (
+    DicomError,
+    DicomNode,
+    Timeouts,
+    dimse_path,
+    open_session,
+    queries,
+)
 
 from .raw_peer import RawPeer, Request, answers, find_rsp, identifier, pdata, pdv
 
@@ -51,6 +59,7 @@ def first_differs(first):
     return RawPeer(script)
 
 
+@pytest.mark.usefixtures("raw_path_only")
 def test_a_response_after_the_final_one_is_dropped_and_hangs_nothing():
     def final_then_more(conn, request: Request) -> None:
         context, message_id = request.context_id, request.message_id
@@ -67,6 +76,7 @@ def test_a_response_after_the_final_one_is_dropped_and_hangs_nothing():
     assert run_finds(first_differs(final_then_more)) == [1, 2, 2]
 
 
+@pytest.mark.usefixtures("raw_path_only")
 def test_a_late_answer_to_an_earlier_request_is_not_counted_in_the_next():
     def late_answer(conn, request: Request) -> None:
         conn.sendall(answers(request, 1))
@@ -87,6 +97,7 @@ def test_a_late_answer_to_an_earlier_request_is_not_counted_in_the_next():
     assert run_finds(RawPeer(script)) == [1, 2, 2]
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_an_invalid_response_aborts_with_an_error_and_nothing_hangs(caplog):
     def wrong_type(conn, request: Request) -> None:  # a C-MOVE-RSP to a C-FIND
         rsp = find_rsp(0x0000, request.message_id, has_data=False, field=0x8021)
@@ -101,6 +112,7 @@ def test_an_invalid_response_aborts_with_an_error_and_nothing_hangs(caplog):
     assert "an invalid or unfinished response; aborting" in caplog.text
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_a_connection_closed_mid_answer_fails_fast():
     def close_mid(conn, request: Request) -> None:
         conn.sendall(
@@ -118,19 +130,59 @@ def test_a_connection_closed_mid_answer_fails_fast():
     assert time.monotonic() - started < 2.5
 
 
-@pytest.mark.parametrize("field", ["_reactor_checkpoint", "_is_paused", "_handle_no_response"])
-def test_the_private_pynetdicom_attributes_the_session_relies_on_exist(site, field):
-    """pynetdicom is pinned to 3.0.x: these internals are what session.py's response path and
-    its polling change use; an upgrade that drops one must fail here, not in production."""
+@pytest.mark.usefixtures("raw_path_only")
+def test_the_raw_path_passes_its_start_up_check_and_reads_a_real_servers_responses(site):
+    """The check is a real exchange with pynetdicom's own SCP (not ``hasattr``); against
+    Orthanc the responses then take the raw path, none pynetdicom's own."""
+    assert dimse_path.probe(again=True) == ""
     with open_session(site.remote.node, "DICOMSYNC") as session:
-        assoc = session.assoc
-        assert hasattr(assoc, field)
-        assert hasattr(assoc.dul, "_run_loop_delay") and hasattr(assoc.dimse, "dimse_timeout")
+        assert session.path == "raw"
+        dimse = type(session.assoc.dimse)
         calls = []
-        original = type(assoc.dimse).receive_primitive
-        type(assoc.dimse).receive_primitive = lambda self, p: calls.append(p) or original(self, p)
+        original = dimse.receive_primitive
+        dimse.receive_primitive = lambda self, p: calls.append(p) or original(self, p)
         try:
             assert session.find(queries.studies_by_date("20000101-20000101")) == []
         finally:
-            type(assoc.dimse).receive_primitive = original
-        assert calls == []  # the C-FIND's responses took the session's own path
+            dimse.receive_primitive = original
+        assert calls == []
+
+
+def _bypassing_dt2(dul) -> str:
+    """pynetdicom's P-DATA action as a changed pynetdicom might have it: calling the DIMSE
+    class's method, not the instance attribute the raw path sets."""
+    pdu = dul._recv_pdu.get(False)
+    dimse = dul.assoc.dimse
+    type(dimse).receive_primitive(dimse, pdu.to_primitive())
+    return "Sta6"
+
+
+def test_a_pynetdicom_the_raw_path_no_longer_fits_is_found_at_start_up_and_the_public_path_used(
+    site, monkeypatch, caplog
+):
+    """Before: the raw path was used anyway and every C-FIND hung until its DIMSE timeout."""
+    description, _, state = fsm.ACTIONS["DT-2"]
+    monkeypatch.setitem(fsm.ACTIONS, "DT-2", (description, _bypassing_dt2, state))
+    monkeypatch.setattr(dimse_path, "PROBE_SECONDS", 2.0)
+    monkeypatch.setattr(dimse_path, "_probe_problem", None)
+    monkeypatch.setattr(dimse_path, "_logged", set())
+    monkeypatch.delenv("DICOM_SYNC_DIMSE_PATH", raising=False)
+
+    with caplog.at_level(logging.INFO, logger="dicom_sync_dagster.dicom.dimse_path"):
+        for _ in range(2):
+            with open_session(site.remote.node, "DICOMSYNC", Timeouts(dimse=30)) as session:
+                assert session.path == "public"
+                assert session.find(queries.studies_by_date("20000101-20000101")) == []
+    said = [r for r in caplog.records if r.name.endswith("dimse_path")]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    assert "the raw path failed its check" in said[0].getMessage()
+
+    monkeypatch.setenv("DICOM_SYNC_DIMSE_PATH", "raw")
+    with pytest.raises(dimse_path.DimsePathError, match="DICOM_SYNC_DIMSE_PATH=raw"):
+        open_session(site.remote.node, "DICOMSYNC").__enter__()
+
+
+def test_an_unknown_dimse_path_is_named_before_any_traffic(closed_node, monkeypatch):
+    monkeypatch.setenv("DICOM_SYNC_DIMSE_PATH", "fast")
+    with pytest.raises(dimse_path.DimsePathError, match="DICOM_SYNC_DIMSE_PATH='fast'"):
+        open_session(closed_node, "DICOMSYNC").__enter__()  # not NodeUnreachable: no traffic

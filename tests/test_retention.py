@@ -6,7 +6,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from dicom_sync_dagster.definitions import defs
-from dicom_sync_dagster.orchestration.ops import OUTCOME_TAG
+from dicom_sync_dagster.orchestration.tags import OUTCOME_TAG
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .helpers import run_sync
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.servers
 
 
 def prune(instance, **config):
-    job = defs.resolve_job_def("prune_run_history")
+    job = defs().resolve_job_def("prune_run_history")
     result = job.execute_in_process(
         run_config={"ops": {"delete_old_runs": {"config": config}}}, instance=instance
     )
@@ -64,6 +64,6 @@ def test_idle_runs_are_deleted_once_old_and_others_kept(site, tmp_path, monkeypa
 
 
 def test_the_daily_prune_is_scheduled():
-    schedule = defs.resolve_schedule_def("prune_daily")
+    schedule = defs().resolve_schedule_def("prune_daily")
     assert schedule.job_name == "prune_run_history"
     assert schedule.cron_schedule == "17 3 * * *"

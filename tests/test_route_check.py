@@ -13,8 +13,8 @@ from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_cont
 
 from dicom_sync_dagster.definitions import defs
 from dicom_sync_dagster.orchestration import route_check
+from dicom_sync_dagster.orchestration.catch_up import last_covered_reference
 from dicom_sync_dagster.orchestration.check_state import read_check_state
-from dicom_sync_dagster.orchestration.coverage import last_covered_reference
 from dicom_sync_dagster.routes import Route
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
@@ -22,7 +22,7 @@ from .helpers import moved_series, run_sync
 
 pytestmark = pytest.mark.servers
 
-every_minute = defs.resolve_schedule_def("every_minute")
+every_minute = defs().resolve_schedule_def("every_minute")
 
 
 @pytest.fixture
@@ -52,7 +52,8 @@ def test_an_idle_minute_is_a_skipped_tick_with_the_figures_and_no_run(site_env, 
     here = site.add_remote(SyntheticStudy(site.ago(hours=1), [2, 3], accession="ACC-HERE"))
     site.add_local(here)
     # 13 h ago: out of the 12-hour window, yet on a date the C-FIND asks for (yesterday or
-    # today in the PACS zone) at any time of day (30 h ago fell before yesterday from 00:00 to 06:00 there).
+    # today in the PACS zone) at any time of day; 30 h ago fell before yesterday from 00:00
+    # to 06:00 there.
     site.add_remote(SyntheticStudy(site.ago(hours=13), [1], accession="ACC-OLD"))
 
     verdict = tick(instance, site.reference)
@@ -87,9 +88,7 @@ def test_a_missing_series_launches_one_run_that_moves_it(site_env, instance):
     assert isinstance(later, SkipReason), later
 
 
-def test_a_partial_study_in_mode_smallest_does_not_launch_a_run_every_minute(
-    site_env, instance
-):
+def test_a_partial_study_in_mode_smallest_does_not_launch_a_run_every_minute(site_env, instance):
     """After one look at its series found nothing to move, the check remembers the study."""
     site = site_env
     study = site.add_remote(SyntheticStudy(site.ago(hours=2), [5, 1], accession="ACC-PART"))

@@ -274,3 +274,13 @@ def test_a_top_level_mistake_is_reported_once_where_it_is_written():
     assert problems == [
         "dicom_sync.yaml: local.port='lots' is not a TCP port (a whole number 1-65535)"
     ]
+
+
+@pytest.mark.parametrize("cron", ["0 0 30 2 *", "* * * * * *", "61 * * * *"])
+def test_a_cron_dagster_cannot_schedule_is_refused_when_the_file_is_read(cron):
+    """Checked through Dagster's public ScheduleDefinition (no dagster._utils import): seconds
+    and 30 February are cron to croniter, not to Dagster's scheduler."""
+    text = TWO_ROUTES.replace('schedule: "*/5 * * * *"', f'schedule: "{cron}"')
+    assert f"dicom_sync.yaml: route mri_south.schedule='{cron}' is not a cron expression" in (
+        " ".join(problems_of(text))
+    )

@@ -24,9 +24,8 @@ from dicom_sync_dagster.orchestration.archive import (
     failing_series_check,
     latest_run_check,
 )
-from dicom_sync_dagster.orchestration.coverage import CAUSE_TAG, OUTCOME_TAG
-from dicom_sync_dagster.orchestration.jobs import ROUTE_TAG
 from dicom_sync_dagster.orchestration.resources import SyncLockResource
+from dicom_sync_dagster.orchestration.tags import CAUSE_TAG, OUTCOME_TAG, ROUTE_TAG
 from dicom_sync_dagster.routes import ROUTES_FILE, load_routes
 from dicom_sync_dagster.sandbox import DcmqrscpServer, Peer
 from dicom_sync_dagster.synthetic import SyntheticStudy

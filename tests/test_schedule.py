@@ -26,7 +26,7 @@ from .helpers import run_state_of, step_metadata
 REPO = Path(__file__).resolve().parents[1]
 TICK = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
 SYNC_JOB = "dicom_sync"
-every_minute = defs.resolve_schedule_def("every_minute")
+every_minute = defs().resolve_schedule_def("every_minute")
 NODES = {
     "DICOM_SYNC_REMOTE_AE": "REMOTE",
     "DICOM_SYNC_REMOTE_HOST": "127.0.0.1",
@@ -53,7 +53,7 @@ def evaluate(instance) -> RunRequest | SkipReason:
 def test_schedule_runs_every_minute_and_is_on_by_default():
     assert every_minute.cron_schedule == "* * * * *"
     assert every_minute.default_status.value == "RUNNING"
-    assert defs.resolve_schedule_def("every_minute").job_name == SYNC_JOB
+    assert defs().resolve_schedule_def("every_minute").job_name == SYNC_JOB
 
 
 def test_a_tick_whose_check_cannot_reach_the_nodes_requests_a_run_for_it(instance, monkeypatch):
@@ -64,7 +64,7 @@ def test_a_tick_whose_check_cannot_reach_the_nodes_requests_a_run_for_it(instanc
     assert isinstance(request, RunRequest)
     config = request.run_config["ops"]["start_cycle"]["config"]
     assert config == {"reference_time": TICK.isoformat()}
-    validate_run_config(defs.resolve_job_def(SYNC_JOB), request.run_config)
+    validate_run_config(defs().resolve_job_def(SYNC_JOB), request.run_config)
 
 
 def start_cycle_with_env(instance, monkeypatch, env: dict[str, str], config=None):
@@ -100,7 +100,7 @@ def test_the_run_config_mode_wins_over_the_environment(instance, monkeypatch):
 def test_schedule_skips_while_a_sync_run_is_in_progress(instance, status, monkeypatch):
     for name, value in NODES.items():
         monkeypatch.setenv(name, value)
-    job = defs.resolve_job_def(SYNC_JOB)
+    job = defs().resolve_job_def(SYNC_JOB)
     run = instance.create_run_for_job(job_def=job, run_config={}, status=status)
 
     result = evaluate(instance)
@@ -123,7 +123,7 @@ def test_committed_instance_config_allows_one_sync_run_at_a_time(instance):
     limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     per_value = {"applyLimitPerUniqueValue": True}
     assert {"key": CONCURRENCY_TAG, "value": per_value, "limit": 1} in limits
-    assert defs.resolve_job_def(SYNC_JOB).tags[CONCURRENCY_TAG] == SYNC_JOB
+    assert defs().resolve_job_def(SYNC_JOB).tags[CONCURRENCY_TAG] == SYNC_JOB
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ def tail(problem: str) -> str:
 
 
 def test_the_launchpad_shows_each_option_with_the_models_default_and_description():
-    fields = defs.resolve_job_def("dicom_sync").resource_defs["sync_options"]
+    fields = defs().resolve_job_def("dicom_sync").resource_defs["sync_options"]
     schema = fields.config_schema.config_type.fields
     for option in o.OPTIONS:
         assert schema[option.name].default_value == option.default, option.name

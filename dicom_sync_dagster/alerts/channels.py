@@ -50,6 +50,7 @@ def send_email(settings: AlertSettings, alert: Alert) -> None:
     message.set_content(alert.text())
     server = f"SMTP server {settings.smtp_host}:{settings.smtp_port}"
     try:
+        smtp: smtplib.SMTP
         if settings.smtp_security == "ssl":
             smtp = smtplib.SMTP_SSL(
                 settings.smtp_host,

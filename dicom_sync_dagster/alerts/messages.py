@@ -5,6 +5,7 @@ hold patient data: the tool does not query names or birth dates."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
 
@@ -25,7 +26,8 @@ def _nodes(instance: DagsterInstance, run_id: str) -> str:
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_OUTPUT):
         event = entry.dagster_event
         if event and event.step_key == "start_cycle":
-            meta = {k: v.value for k, v in event.event_specific_data.metadata.items()}
+            output: Any = event.event_specific_data  # StepOutputData (not exported)
+            meta = {k: v.value for k, v in output.metadata.items()}
             parts = [str(meta.get(k, "")) for k in ("remote", "local")]
             destination = meta.get("move_destination")
             return "; ".join([p for p in parts if p] + [f"move destination {destination}"])
@@ -37,13 +39,14 @@ def _what_failed(instance: DagsterInstance, run_id: str) -> list[str]:
         event = entry.dagster_event
         if event is None:
             continue
-        error = event.event_specific_data.error
+        failure: Any = event.event_specific_data  # StepFailureData (not exported)
+        error = failure.error
         text = error.message.strip() if error else "failed"
         text = text.removeprefix(FAILURE_PREFIX)
         if len(text) > MAX_ERROR_CHARS:
             text = text[:MAX_ERROR_CHARS] + " ..."
         lines = [f"What failed: step {event.step_key}: {text}"]
-        data = event.event_specific_data.user_failure_data
+        data = failure.user_failure_data
         meta = {k: v.value for k, v in data.metadata.items()} if data else {}
         if meta.get("ae_title"):
             lines.append(

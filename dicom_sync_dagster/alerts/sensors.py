@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from dagster import (
+    AssetCheckEvaluation,
     DagsterEventType,
     DagsterInstance,
     DagsterRun,
@@ -24,7 +25,7 @@ from dagster import (
 )
 
 from ..orchestration.archive import FAILING_CHECK
-from ..orchestration.jobs import ROUTE_TAG
+from ..orchestration.tags import ROUTE_TAG
 from ..routes import Route
 from .channels import Alert, DeliveryFailed, deliver
 from .messages import no_check_alert, run_alert
@@ -45,7 +46,7 @@ def _check_passed(instance: DagsterInstance, run_id: str) -> bool | None:
     verdict = None
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
         data = entry.dagster_event.event_specific_data if entry.dagster_event else None
-        if data is not None and data.check_name == FAILING_CHECK:
+        if isinstance(data, AssetCheckEvaluation) and data.check_name == FAILING_CHECK:
             verdict = data.passed
     return verdict
 

@@ -82,7 +82,7 @@ def instances_of_series(study_uid: str, series_uid: str) -> Dataset:
     )
 
 
-def move_series(study_uid: str, series_uid: str, instances: Sequence[str] = ()) -> Dataset:
+def move_identifier(study_uid: str, series_uid: str, instances: Sequence[str] = ()) -> Dataset:
     """The series, or only ``instances`` of it (IMAGE level, a SOPInstanceUID list)."""
     _checked(study_uid, series_uid, *instances)
     if not instances:

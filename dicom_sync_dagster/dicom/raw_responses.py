@@ -15,6 +15,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from pydicom.dataset import Dataset
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.status import STATUS_PENDING, code_to_category
@@ -53,10 +54,12 @@ class Invalid:
 @dataclass(frozen=True)
 class Response:
     """One C-FIND/C-MOVE response: its command set elements (raw values by element number, each
-    checked to be whole) and its data set, still encoded (``None`` when it has none)."""
+    checked to be whole) and its data set, still encoded (``None`` when it has none), or, read
+    on the public path, already ``decoded`` by pynetdicom."""
 
     command: dict[int, bytes]
     data_set: bytes | None
+    decoded: Dataset | None = None
 
     @property
     def status(self) -> int:

@@ -1,14 +1,14 @@
-"""One association with a DICOM node, reused for many C-ECHO/C-FIND/C-MOVE requests."""
+"""One association with a DICOM node, reused for many C-ECHO/C-FIND/C-MOVE requests: what each
+request means (matches, counts, outcomes, errors). The request/response exchange underneath is
+exchange.py."""
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, TypeVar
 
@@ -16,10 +16,6 @@ from pydicom.dataset import Dataset
 from pynetdicom import _config
 from pynetdicom.association import Association
 from pynetdicom.dsutils import decode
-from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelMove,
-)
 from pynetdicom.status import Status, code_to_category
 
 from ..core.frames import valid_uid
@@ -27,6 +23,8 @@ from ..core.text import printable
 from . import queries
 from .answers import Answer, read_answer
 from .association import _CONTEXTS, associate, disable_nagle  # noqa: F401 - _CONTEXTS: tests
+from .channel import Gone
+from .dimse_path import dimse_path
 from .errors import (
     AssociationAborted,
     DicomError,
@@ -34,8 +32,8 @@ from .errors import (
     QueryFailed,
     QueryTruncated,
     RequestStopped,
-    ServiceRefused,
 )
+from .exchange import CANCEL_GRACE_SECONDS, MODEL, Exchange
 from .node import DicomNode, Timeouts
 from .outcomes import (
     MoveOutcome,
@@ -46,10 +44,8 @@ from .outcomes import (
 )
 from .raw_responses import (
     ERROR_COMMENT,
-    RESPONSE_FIELD,
     SUBOPERATIONS,
     Invalid,
-    RawResponses,
     Response,
     check_data_set,
     is_pending,
@@ -75,29 +71,8 @@ def _same(answer: Dataset) -> Any:
 Progress = Callable[[int, int, int, int], None]
 """Called with (completed, failed, warning, remaining) for each pending C-MOVE response."""
 
-_MODEL = {
-    "C-FIND": StudyRootQueryRetrieveInformationModelFind,
-    "C-MOVE": StudyRootQueryRetrieveInformationModelMove,
-}
-# pynetdicom's DUL thread looks at its socket every 1 ms while nothing arrives. During a C-MOVE
-# only the final response is waited for: 5 ms there saves ~40 % of that thread's CPU and adds
-# at most 5 ms to a move.
-_POLL_SECONDS = {"C-MOVE": 0.005}
-_IDLE_POLL_SECONDS = 0.005  # any request after _WAKE_SECONDS without a response
-_WAKE_SECONDS = 0.05  # while waiting for a response, look this often whether the peer is gone
-CANCEL_GRACE_SECONDS = 5.0  # after our C-CANCEL, the peer has this long to end the request
-STOP_GRACE_SECONDS = 2.0  # the same when the run is being stopped (Ctrl+C, terminate)
 
-
-@dataclass(frozen=True)
-class Gone:
-    """No (further) response: ``kind`` is "dimse" (the DIMSE timeout), "deadline" (the
-    request's own deadline), "stopped" (the run is being stopped) or "aborted"."""
-
-    kind: str
-
-
-class DicomSession:
+class DicomSession(Exchange):
     """An established association; use :func:`open_session` to get one. Setting ``stop``
     ends a request in progress within seconds: C-CANCEL, then A-ABORT."""
 
@@ -107,27 +82,10 @@ class DicomSession:
         assoc: Association,
         timeouts: Timeouts,
         stop: threading.Event | None = None,
+        path: str = "public",
     ) -> None:
-        self.node = node
-        self.assoc = assoc
-        self.timeouts = timeouts
-        self.stop = stop
-        self._message_id = 0  # of the last C-FIND/C-MOVE request; 1-65535
-        self._broken = False  # the request in progress met something unreadable: abort at once
+        super().__init__(node, assoc, timeouts, stop, path)
         self._syntaxes: dict[str, tuple[bool, bool, bool]] = {}  # see _syntax()
-
-    @contextmanager
-    def _service(self, what: str) -> Iterator[None]:
-        """pynetdicom raises ValueError/RuntimeError when the peer accepted no presentation
-        context for the service, or the association is gone: name it as a DicomError."""
-        try:
-            yield
-        except (ValueError, RuntimeError) as exc:
-            raise ServiceRefused(
-                self.node,
-                f"{what} refused: {exc} (does the peer allow calling AE "
-                f"{self.assoc.requestor.ae_title!r} to use it?)",
-            ) from None
 
     def echo(self) -> int:
         """C-ECHO; the response status (0x0000 is success)."""
@@ -150,7 +108,7 @@ class DicomSession:
         answers, cap = 0, self.timeouts.find_answers
         deadline = [started + self.timeouts.find_deadline]
         cancelled = False
-        model = _MODEL["C-FIND"]
+        model = MODEL["C-FIND"]
         send = lambda msg_id: self.assoc.send_c_find(identifier, model, msg_id)  # noqa: E731
         with closing(self._responses("C-FIND", send, lambda: deadline[0])) as responses:
             for response in responses:
@@ -162,7 +120,7 @@ class DicomSession:
                     answers += 1
                     if not cancelled:
                         fast = convert is not _same  # the converter reads values, not a Dataset
-                        answer = self._decode(response.data_set, model, fast)
+                        answer = response.decoded or self._decode(response.data_set, model, fast)
                         if answer is not None:
                             matches.append(self._converted(convert, answer))
                     wanted = limit is not None and len(matches) >= limit
@@ -235,7 +193,7 @@ class DicomSession:
         """Images of one series, by an IMAGE-level C-FIND (for servers that give no counts)."""
         return len(self.instance_uids(study_uid, series_uid))
 
-    def move_series(
+    def move(
         self,
         study_uid: str,
         series_uid: str,
@@ -249,9 +207,9 @@ class DicomSession:
         change."""
         started = last = time.monotonic()
         counts = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
-        identifier = queries.move_series(study_uid, series_uid, instances)
+        identifier = queries.move_identifier(study_uid, series_uid, instances)
         send = lambda msg_id: self.assoc.send_c_move(  # noqa: E731
-            identifier, destination, _MODEL["C-MOVE"], msg_id
+            identifier, destination, MODEL["C-MOVE"], msg_id
         )
         overall = started + self.timeouts.move_deadline
         progress = [started + self.timeouts.move_no_progress]
@@ -319,95 +277,6 @@ class DicomSession:
         timed_out = isinstance(error, DimseTimeout)
         return (MoveOutcome.TIMEOUT if timed_out else MoveOutcome.ABORTED), error.reason
 
-    def _responses(
-        self, what: str, send: Callable[[int], object], deadline: Callable[[], float]
-    ) -> Iterator[Response | Invalid | Gone]:
-        """Send a request with ``send(message_id)`` (a pynetdicom send_c_*() call: it sends at
-        once; the response generator it returns is never started) and yield the responses as
-        they come, up to the final one, or an :class:`Invalid` or :class:`Gone` in its place.
-        Unless the request ended with a valid final response (also when the caller stops
-        early), it is cancelled and the association aborted, so nothing of it can reach a
-        later request."""
-        if self._stopping():  # nothing new is sent once the run is being stopped
-            yield Gone("stopped")
-            return
-        self._message_id = self._message_id % 0xFFFF + 1
-        self._broken = False
-        handler = RawResponses(RESPONSE_FIELD[what], self._message_id)
-        dimse, dul = self.assoc.dimse, self.assoc.dul
-        dimse.receive_primitive = handler.receive_primitive
-        poll = dul._run_loop_delay
-        dul._run_loop_delay = _POLL_SECONDS.get(what, poll)
-        sent, ended = False, False
-        try:
-            with self._service(what):
-                send(self._message_id)
-            sent = True
-            while True:
-                response = self._next_response(handler, deadline())
-                if isinstance(response, Response) and is_pending(response.status):
-                    yield response
-                    continue
-                ended = isinstance(response, Response)
-                if isinstance(response, Invalid | Gone):
-                    self._broken = isinstance(response, Invalid) or response.kind == "aborted"
-                yield response
-                return
-        finally:  # also when the caller stops early; before pynetdicom's reactor runs again
-            try:
-                if sent and not ended:
-                    self._give_up(what, handler)
-            finally:
-                del dimse.receive_primitive  # pynetdicom's own again
-                dul._run_loop_delay = poll
-                self.assoc._reactor_checkpoint.set()  # let its reactor run again
-
-    def _give_up(self, what: str, handler: RawResponses) -> None:
-        """A request left without its final response: C-CANCEL and a short wait for the peer
-        to end it (unless what it sent cannot be trusted), else A-ABORT."""
-        clean = False
-        try:
-            if not self._broken and self.assoc.is_established:
-                self.assoc.send_c_cancel(self._message_id, query_model=_MODEL[what])
-                until = time.monotonic() + (
-                    STOP_GRACE_SECONDS if self._stopping() else CANCEL_GRACE_SECONDS
-                )
-                response = self._next_response(handler, until, watch_stop=False)
-                while isinstance(response, Response) and is_pending(response.status):
-                    response = self._next_response(handler, until, watch_stop=False)
-                clean = isinstance(response, Response)
-        finally:
-            if not clean:
-                LOG.error(f"{self.node}: {what}: an invalid or unfinished response; aborting")
-                self.assoc.abort()
-
-    def _stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
-
-    def _next_response(
-        self, handler: RawResponses, deadline: float, watch_stop: bool = True
-    ) -> Response | Invalid | Gone:
-        """The next response, or why there is none: the DIMSE timeout or ``deadline`` passed,
-        the run is being stopped, or the association ended (aborted, connection lost)."""
-        timeout = self.assoc.dimse.dimse_timeout
-        now = time.monotonic()
-        until = min(deadline, now + timeout) if timeout else deadline
-        while True:
-            if watch_stop and self._stopping():
-                return Gone("stopped")
-            left = until - time.monotonic()
-            if left <= 0:
-                return Gone("deadline" if until >= deadline else "dimse")
-            try:
-                return handler.queue.get(timeout=min(_WAKE_SECONDS, left))
-            except queue.Empty:
-                if self.assoc.acse.is_aborted() or not self.assoc.dul.is_alive():
-                    return Gone("aborted")
-                # The peer is thinking (a large C-FIND being collected): the DUL thread need
-                # not look at the socket every 1 ms meanwhile (_responses restores it).
-                dul = self.assoc.dul
-                dul._run_loop_delay = max(dul._run_loop_delay, _IDLE_POLL_SECONDS)
-
     def _syntax(self, model: str) -> tuple[bool, bool, bool]:
         """(implicit VR, little endian, deflated) of the transfer syntax accepted for
         ``model``, looked up once per session."""
@@ -442,20 +311,6 @@ class DicomSession:
                 self.node, f"C-FIND: an answer that cannot be read ({printable(exc, 200)})"
             ) from None
 
-    def _lost(self, what: str, last_response: float) -> DicomError:
-        """The error for a response that never came: a DIMSE timeout or an abort."""
-        waited = time.monotonic() - last_response
-        if self.timeouts.dimse and waited >= self.timeouts.dimse * 0.95:
-            return DimseTimeout(
-                self.node,
-                f"{what}: no response within the DIMSE timeout of {self.timeouts.dimse:g}s",
-            )
-        return AssociationAborted(
-            self.node,
-            f"{what}: association aborted or answer invalid (is calling AE "
-            f"{self.assoc.requestor.ae_title!r} allowed to query and move there?)",
-        )
-
 
 @contextmanager
 def open_session(
@@ -467,10 +322,11 @@ def open_session(
     """Associate with ``node`` as ``calling_ae`` (over TLS when ``node.tls``); release (or
     abort) on exit, whatever happens. ``stop``: see :class:`DicomSession`."""
     timeouts = timeouts or Timeouts()
+    path = dimse_path()  # a bad DICOM_SYNC_DIMSE_PATH fails here, before any traffic
     assoc = associate(node, calling_ae, timeouts)
     try:
         disable_nagle(assoc)
-        yield DicomSession(node, assoc, timeouts, stop)
+        yield DicomSession(node, assoc, timeouts, stop, path)
     finally:
         if assoc.is_established:
             assoc.release()

@@ -8,6 +8,8 @@ route's ``failing_runs_limit``; every report that tried moves evaluates it, and 
 run on its own from the asset page.
 """
 
+from typing import Any
+
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckExecutionContext,
@@ -64,7 +66,7 @@ FAILED_BEFORE_REPORT = {
 
 
 def archive_event(
-    route_name: str, moved: bool, metadata: dict[str, object]
+    route_name: str, moved: bool, metadata: dict[str, Any]
 ) -> AssetMaterialization | AssetObservation:
     """A run's figures on the route's archive asset: a materialization if it moved images."""
     if moved:

@@ -2,9 +2,11 @@
 row it has failed and since when; the next run reads only the latest earlier run that got as
 far as its report (and was not a dry run) and carries the count on."""
 
+from typing import Any
+
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from .coverage import REFERENCE_TAG
+from .tags import REFERENCE_TAG
 
 FAILURE_STREAKS_KEY = "failure_streaks"  # report failure metadata: {series UID: [runs, since]}
 SKIP_RUNS_WITHOUT_REPORT = 50  # runs that failed before their report (a node down) say nothing
@@ -38,7 +40,8 @@ def _recorded_streaks(instance: DagsterInstance, run_id: str) -> dict | None:
         dagster_event = event.dagster_event
         if dagster_event is None or dagster_event.step_key != "report":
             continue
-        data = dagster_event.event_specific_data.user_failure_data
+        failure: Any = dagster_event.event_specific_data  # StepFailureData (not exported)
+        data = failure.user_failure_data
         if data and FAILURE_STREAKS_KEY in data.metadata:
             return {uid: tuple(v) for uid, v in data.metadata[FAILURE_STREAKS_KEY].value.items()}
     return None

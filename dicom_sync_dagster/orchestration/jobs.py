@@ -16,9 +16,8 @@ from .ops import (
 )
 from .report_op import report
 from .resources import route_resources
+from .tags import CONCURRENCY_TAG, ROUTE_TAG
 
-CONCURRENCY_TAG = "dicom-sync/job"  # dagster.yaml allows one queued run per value at a time
-ROUTE_TAG = "dicom-sync/route"
 MAX_RUNTIME_SECONDS = 3600
 
 

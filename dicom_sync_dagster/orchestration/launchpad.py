@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from dagster import (
     ConfigMapping,
@@ -155,7 +155,7 @@ def op_config(choices: Mapping[str, Any]) -> dict[str, Any]:
 def sync_config_mapping(job: JobDefinition, route: Route) -> ConfigMapping:
     """The run config of ``job`` (built without one) as the Launchpad shows it."""
     selection, hours = route_choices(route)
-    inner = job.run_config_schema.config_type
+    inner = cast(Shape, job.run_config_schema.config_type)  # a job's run config is a Shape
     fields: dict[str, Field] = {
         "ops": Field(
             Shape(

@@ -3,6 +3,7 @@ check. Each is a thin call into :mod:`dicom_sync_dagster.cycle`; the values they
 the run's :mod:`.run_state`, their ``Nothing`` outputs only order the steps."""
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -24,7 +25,7 @@ from ..core.plan import MOVE
 from ..core.summary_text import summary_line
 from ..core.transfers import TransferRun
 from ..core.window import Window
-from ..cycle import Cycle, plan_cycle, query_studies, transfer
+from ..cycle import Cycle, plan_cycle, query_studies
 from ..dicom import (
     AssociationAborted,
     AssociationRejected,
@@ -34,14 +35,17 @@ from ..dicom import (
     TlsFailed,
 )
 from ..settings import ConfigError
+from ..transfer import transfer
 from .archive import FAILED_BEFORE_REPORT, archive_event, latest_run_evaluation
+from .catch_up import route_window_hours
+from .check_events import record_check_evaluation
 from .config import SyncRunConfig
-from .coverage import CAUSE_TAG, OUTCOME_TAG, route_window_hours
 from .report_op import report, run_tags, summary_for
 from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
 from .run_state import begin, required
 from .settled_state import load_settled, save_settled
 from .tables import PLAN_TABLE_COLUMNS, table
+from .tags import CAUSE_TAG, OUTCOME_TAG
 
 # Names other modules and tests import from here.
 __all__ = ["OUTCOME_TAG", "report", "run_tags", "summary_for", "summary_line"]
@@ -55,7 +59,7 @@ def _failed(context: OpExecutionContext, route: str, failure: Failure, cause: st
     if not earlier:
         context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "failed", CAUSE_TAG: cause})
         context.log_event(archive_event(route, False, FAILED_BEFORE_REPORT))
-        context.log_event(latest_run_evaluation(route, False, cause))
+        record_check_evaluation(context, latest_run_evaluation(route, False, cause))
     return failure
 
 
@@ -239,15 +243,15 @@ def move_series(context: OpExecutionContext) -> None:
         context.log.info(f"dry run: {len(plan.moves)} series planned, nothing moved")
         state.transfers = TransferRun([])
         return
-    state.transfers = run = transfer(cycle, plan, context.log)
+    state.transfers = moved = transfer(cycle, plan, context.log)
     context.add_output_metadata(
         {
-            "series_transferred": sum(t.transferred for t in run.transfers),
-            "series_failed": sum(not t.transferred for t in run.transfers),
-            "images_moved": sum(t.confirmed_images for t in run.transfers),
-            "images_reported_by_remote": sum(t.completed for t in run.transfers),
-            "parallel_moves": min(cycle.settings.max_parallel_moves, len(run.transfers)),
-            "seconds": run.seconds,
+            "series_transferred": sum(t.transferred for t in moved.transfers),
+            "series_failed": sum(not t.transferred for t in moved.transfers),
+            "images_moved": sum(t.confirmed_images for t in moved.transfers),
+            "images_reported_by_remote": sum(t.completed for t in moved.transfers),
+            "parallel_moves": min(cycle.settings.max_parallel_moves, len(moved.transfers)),
+            "seconds": moved.seconds,
         }
     )
 
@@ -273,7 +277,7 @@ def check_nodes(
         columns=[TableColumn("key", "string")]
         + [TableColumn(c.node.role, "string") for c in checks]
     )
-    metadata: dict[str, object] = {f"{c.node.role}": f"{c.node}: {c.verdict()}" for c in checks}
+    metadata: dict[str, Any] = {f"{c.node.role}": f"{c.node}: {c.verdict()}" for c in checks}
     metadata["optional_return_keys"] = MetadataValue.table(
         [
             TableRecord({"key": key, **{c.node.role: shown[c.supports[key]] for c in checks}})

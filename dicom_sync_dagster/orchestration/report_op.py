@@ -3,6 +3,7 @@ figures on the route's archive asset and the asset checks; it fails the run when
 failed."""
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pandas as pd
 from dagster import Failure, In, MetadataValue, Nothing, OpExecutionContext, Out, op
@@ -15,11 +16,12 @@ from ..core.summary_text import summary_line
 from ..core.transfers import TransferRun, transfers_frame
 from ..cycle import Cycle, Plan
 from .archive import archive_event, failing_check_evaluation, latest_run_evaluation
-from .coverage import CAUSE_TAG, OUTCOME_TAG, REFERENCE_TAG
+from .check_events import record_check_evaluation
 from .failure_history import FAILURE_STREAKS_KEY, previous_streaks
 from .resources import SyncOptionsResource
 from .run_state import RunState, required
 from .tables import FAILURE_COLUMNS, REPORT_COLUMNS, table
+from .tags import CAUSE_TAG, OUTCOME_TAG, REFERENCE_TAG
 
 # The report's figures in the order a user reads them; the settings of the run after them.
 REPORT_FIGURES = [
@@ -37,7 +39,7 @@ REPORT_FIGURES = [
 
 
 def summary_for(
-    cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, plan: Plan, run: TransferRun
+    cycle: Cycle, remote: pd.DataFrame, local: pd.DataFrame, plan: Plan, moved: TransferRun
 ) -> CycleSummary:
     return summarize(
         mode=cycle.selection.describe(),
@@ -49,8 +51,8 @@ def summary_for(
         windowed_studies=plan.windowed_studies,
         missing_studies=plan.missing_studies,
         series_planned=int((plan.rows["action"] == MOVE).sum()),
-        transfers=run.transfers,
-        seconds=run.seconds,
+        transfers=moved.transfers,
+        seconds=moved.seconds,
     )
 
 
@@ -100,10 +102,12 @@ def _record_on_archive(
         "outcome": tags[OUTCOME_TAG],
     }
     context.log_event(archive_event(route, summary.images_moved > 0, figures))
-    context.log_event(latest_run_evaluation(route, summary.ok, tags.get(CAUSE_TAG, "")))
+    record_check_evaluation(
+        context, latest_run_evaluation(route, summary.ok, tags.get(CAUSE_TAG, ""))
+    )
     if not state.cycle.dry_run:  # a dry run tried nothing: it neither breaks nor mends a streak
         errors = {} if failed.empty else failed.set_index("series_uid")["error"].to_dict()
-        context.log_event(failing_check_evaluation(route, streaks, limit, errors))
+        record_check_evaluation(context, failing_check_evaluation(route, streaks, limit, errors))
 
 
 def _run_failure(
@@ -112,7 +116,7 @@ def _run_failure(
     failed: pd.DataFrame,
     streaks: dict[str, tuple[int, str]],
     limit: int,
-    metadata: dict[str, object],
+    metadata: dict[str, Any],
 ) -> Failure:
     """The run's failure: the report's metadata, the failed series with their streaks; a
     warning per series that has failed in more runs in a row than ``limit``."""

@@ -20,8 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from .coverage import OUTCOME_TAG
-from .jobs import CONCURRENCY_TAG
+from .tags import CONCURRENCY_TAG, OUTCOME_TAG
 
 
 class RetentionConfig(Config):

@@ -22,14 +22,14 @@ from ..cycle import Cycle
 from ..dicom import DicomError
 from ..routes import Route
 from ..settings import ConfigError
+from .catch_up import route_window_hours
 from .check_state import CheckState, write_check_state
-from .coverage import route_window_hours
 from .resources import route_resources
 from .settled_state import load_settled, save_settled
+from .tags import CHECK_TAG
 
 LOG = logging.getLogger("dicom_sync_dagster.check")
 CHECK_DEADLINE_SECONDS = 20.0  # Dagster gives a schedule evaluation 60 s
-CHECK_TAG = "dicom-sync/check"  # why the check asked for the run
 SKIP_REASON_CHARS = 900
 
 _checks: dict[str, Future] = {}  # per route: the latest check, which may still be running

@@ -10,11 +10,8 @@ from dagster import DagsterInstance, RunsFilter
 from ..core.window import catch_up_hours
 from .check_state import read_check_state
 from .resources import SyncOptionsResource
+from .tags import OUTCOME_TAG, OUTCOMES, REFERENCE_TAG
 
-REFERENCE_TAG = "dicom-sync/reference-time"  # ISO 8601, on runs that examined the remote
-OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed, on runs that reached their report
-OUTCOMES = ["idle", "moved", "failed"]
-CAUSE_TAG = "dicom-sync/cause"  # on failed runs: a few words, e.g. "remote unreachable"
 LOOK_AT_RUNS = 20  # dry runs in between carry no reference
 
 

@@ -100,7 +100,7 @@ def listening(port: int) -> bool:
 
 
 def wait_until_loaded(
-    port: int, processes: Iterable[Popen], seconds: float = STARTUP_SECONDS
+    port: int, processes: Iterable[Popen], seconds: float = STARTUP_SECONDS, poll: float = 0.25
 ) -> dict:
     """Poll the webserver on ``port`` until its one code location is loaded; that location as
     ``{"name": ..., "repositories": [...]}``. Raises when one of ``processes`` exits, when the
@@ -123,7 +123,7 @@ def wait_until_loaded(
             if location["__typename"] != "RepositoryLocation":
                 raise RuntimeError(f"the code location did not load: {location}")
             return {"name": entries[0]["name"], **location}
-        time.sleep(0.25)
+        time.sleep(poll)
     raise TimeoutError(f"the webserver on {port} did not load the code location in {seconds} s")
 
 

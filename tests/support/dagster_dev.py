@@ -104,7 +104,7 @@ def wait_until_loaded(
 ) -> dict:
     """Poll the webserver on ``port`` until its one code location is loaded; that location as
     ``{"name": ..., "repositories": [...]}``. Raises when one of ``processes`` exits, when the
-    location failed to load, or after ``seconds``."""
+    location failed to load (an unreachable code server is waited for), or after ``seconds``."""
     processes = list(processes)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -120,9 +120,12 @@ def wait_until_loaded(
             if len(entries) != 1:
                 raise RuntimeError(f"more than one code location: {entries}")
             location = entries[0]["locationOrLoadError"]
-            if location["__typename"] != "RepositoryLocation":
+            if location["__typename"] == "RepositoryLocation":
+                return {"name": entries[0]["name"], **location}
+            # A code server being restarted is unreachable for a while: wait for the webserver
+            # to reconnect; any other error is the location's own.
+            if "DagsterUserCodeUnreachableError" not in location.get("message", ""):
                 raise RuntimeError(f"the code location did not load: {location}")
-            return {"name": entries[0]["name"], **location}
         time.sleep(poll)
     raise TimeoutError(f"the webserver on {port} did not load the code location in {seconds} s")
 

@@ -1,4 +1,5 @@
-"""What the cases share: sizes, the run's context, table rows, seeding studies, `dagster dev`.
+"""What the cases share: sizes, the run's context, table rows, seeding studies, `dagster dev`
+(from tests/support, as the tests start it).
 
 Used by bench_cases.py (the tool's parts against DCMTK) and bench_user.py (what users pay).
 """
@@ -6,25 +7,29 @@ Used by bench_cases.py (the tool's parts against DCMTK) and bench_user.py (what 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_site import Site, say, store_parallel
 
-from dicom_sync_dagster.sandbox import LOOPBACK, free_port
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `python benchmarks/run.py` puts only benchmarks/ there
+    sys.path.insert(0, str(REPO))
+
+from tests.support.dagster_dev import (  # noqa: E402 - after the path above
+    clean_env,
+    dagster_home,
+    graphql,
+    running_dagster_dev,
+    wait_until_loaded,
+)
+
+__all__ = ["dagster_home", "graphql"]  # used by bench_cases.py, bench_user*.py
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 
@@ -133,88 +138,27 @@ def small_synced_site(ctx: Context, name: str) -> Site:
 
 def dagster_env(site: Site, home: Path, **extra: str) -> dict[str, str]:
     """This environment without DICOM_SYNC_* and DAGSTER_*, plus the site's nodes and ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
-    env.update(site.env())
-    env.update(extra)
-    env["DAGSTER_HOME"] = str(home)
-    return env
-
-
-def dagster_home(folder: Path, dagster_yaml: Path) -> Path:
-    home = folder / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(dagster_yaml, home / "dagster.yaml")
-    return home
+    return clean_env(site.env(), extra, {"DAGSTER_HOME": str(home)})
 
 
 @contextlib.contextmanager
 def dagster_dev(
     site: Site, folder: Path, dagster_yaml: Path, schedule: str | None = "off"
 ) -> Iterator[tuple[subprocess.Popen, int, Path, float]]:
-    """`python -m dagster dev` on the code location, in its own process group and DAGSTER_HOME;
-    ``schedule`` is DICOM_SYNC_SCHEDULE (None: not set, the schedule as shipped, on).
-    Yields the process, its port, DAGSTER_HOME and the monotonic start time."""
-    home = dagster_home(folder, dagster_yaml)
-    cwd = folder / "cwd"  # not the repo: `dagster dev` would read a .env there
-    cwd.mkdir(exist_ok=True)
+    """`python -m dagster dev` on the code location, in its own process group and DAGSTER_HOME
+    (tests/support/dagster_dev.py); ``schedule`` is DICOM_SYNC_SCHEDULE (None: not set, the
+    schedule as shipped, on). Yields the process, its port, DAGSTER_HOME and the monotonic
+    start time."""
     extra = {} if schedule is None else {"DICOM_SYNC_SCHEDULE": schedule}
-    env = dagster_env(site, home, **extra)
-    port = free_port()
-    log = folder / "dagster_dev.log"
-    command = ["dev", "-h", LOOPBACK, "-p", str(port), "-m", "dicom_sync_dagster.definitions"]
-    say(
-        f"command: python -m dagster {' '.join(command)} (DAGSTER_HOME={home}, "
-        f"DICOM_SYNC_SCHEDULE={'not set' if schedule is None else schedule})"
-    )
-    started = time.monotonic()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dagster", *command],
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped as a whole below
+    with running_dagster_dev(
+        folder, clean_env(site.env(), extra), dagster_yaml=dagster_yaml
+    ) as dev:
+        say(
+            f"command: {' '.join(dev.process.args[1:])} (DAGSTER_HOME={dev.home}, "
+            f"DICOM_SYNC_SCHEDULE={'not set' if schedule is None else schedule})"
         )
-    try:
-        yield process, port, home, started
-    finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # the group of the child we started
-        process.wait(5)
-
-
-def graphql(port: int, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
-    """POST ``query`` to the webserver; its ``data`` (raises on GraphQL errors)."""
-    request = urllib.request.Request(
-        f"http://{LOOPBACK}:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        body = json.loads(response.read())
-    if body.get("errors"):
-        raise RuntimeError(f"GraphQL errors: {body['errors']}")
-    return body["data"]
-
-
-_WORKSPACE = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
+        yield dev.process, dev.port, dev.home, dev.started_at
 
 
 def wait_loaded(process: subprocess.Popen, port: int, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        check(process.poll() is None, f"dagster dev exited with {process.returncode}")
-        try:
-            entries = graphql(port, _WORKSPACE, timeout=5)["workspaceOrError"]["locationEntries"]
-            if entries and entries[0]["loadStatus"] == "LOADED":
-                return
-        except (OSError, urllib.error.URLError, KeyError, TypeError, ValueError, RuntimeError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"dagster dev did not load the code location in {seconds} s")
+    wait_until_loaded(port, [process], seconds, poll=0.1)

@@ -7,7 +7,6 @@ on 127.0.0.1 with the every-minute schedule on. Ctrl+C stops every process it st
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .process_group import start_group, stop_group
 from .sandbox import LOOPBACK, Peer, QrscpServer, free_port, wait_for_port
 from .settings import DEFAULT_CALLING_AE, machine_zone_name
 from .synthetic import SyntheticStudy, store
@@ -63,21 +63,6 @@ def _write_workspace(folder: Path) -> Path:
         "      location_name: dicom_sync_dagster\n"
     )
     return workspace
-
-
-def _stop_group(process: subprocess.Popen, first: int, seconds: float) -> None:
-    """Signal a child's whole process group, then SIGKILL what is left."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, first)
-            process.wait(seconds)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def run_demo(folder: Path, ui_port: int, open_for: float | None = None) -> int:
@@ -132,8 +117,7 @@ def run_demo(folder: Path, ui_port: int, open_for: float | None = None) -> int:
                 indent=2,
             )
         )
-        log = open(folder / "dagster.log", "ab")  # noqa: SIM115 - kept open for the child
-        dagster = subprocess.Popen(
+        dagster = start_group(
             [
                 sys.executable,
                 "-m",
@@ -148,9 +132,7 @@ def run_demo(folder: Path, ui_port: int, open_for: float | None = None) -> int:
             ],
             cwd=folder,
             env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log=folder / "dagster.log",
         )
         wait_for_port(ui_port, dagster, seconds=120)
         print(
@@ -173,7 +155,7 @@ Everything lives in {folder}. Press Ctrl+C to stop.""",
     finally:
         print("Stopping ...", flush=True)
         if dagster is not None:
-            _stop_group(dagster, signal.SIGINT, 30)
+            stop_group(dagster, signal.SIGINT, 30)
         for server in reversed(servers):
             server.stop()
         for signum, handler in previous.items():

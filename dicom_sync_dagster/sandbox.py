@@ -23,6 +23,7 @@ from typing import Any
 
 from .dicom.node import DicomNode
 from .loopback_only import check_loopback, loopback_env
+from .process_group import start_group, stop_group
 
 LOOPBACK = "127.0.0.1"
 
@@ -324,14 +325,11 @@ class QrscpServer:
             f"    database_location: {(self.folder / 'instances.sqlite').resolve()}\n"
             "    log_identifier: False\n" + destinations
         )
-        log = open(self.folder / "qrscp.log", "ab")  # noqa: SIM115 - kept open for the child
-        return subprocess.Popen(
+        return start_group(
             [sys.executable, "-m", "pynetdicom", "qrscp", "-c", str(self.folder / "qrscp.ini")],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
+            log=self.folder / "qrscp.log",
         )
 
     def stop(self) -> None:
         if self.process:
-            stop_process(self.process)
+            stop_group(self.process, signal.SIGTERM, seconds=10.0)

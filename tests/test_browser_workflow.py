@@ -34,15 +34,8 @@ from .browser import (
     wait_for_run_end,
 )
 from .conftest import _require
-from .test_dagster_dev import (
-    JOB,
-    RUN_SECONDS,
-    TERMINAL,
-    _failures,
-    _log_tail_on_failure,
-    _start,
-    _wait_until_loaded,
-)
+from .support.dagster_dev import RUN_SECONDS, TERMINAL, clean_env, start_dagster_dev
+from .test_dagster_dev import JOB, _failures
 
 pytestmark = pytest.mark.servers  # two Orthanc servers, dagster dev and Chromium
 
@@ -87,10 +80,13 @@ def test_readme_ui_workflow_in_chromium(site, tmp_path):
     foreign: list[str] = []
     timings: dict[str, float] = {}
     started = time.monotonic()
-    dev = _start(tmp_path, site.env())
+    # The schedule stopped: no tick launches a run of its own during the test.
+    env = clean_env(site.env(), {"DICOM_SYNC_SCHEDULE": "off"})
+    env.pop("DICOM_SYNC_MODE", None)
+    dev = start_dagster_dev(tmp_path, env)
     try:
-        with _log_tail_on_failure(dev):
-            location = _wait_until_loaded(dev)["name"]
+        with dev.log_on_failure():
+            location = dev.wait_until_loaded()["name"]
             timings["dagster dev up"] = time.monotonic() - started
             base = f"http://{LOOPBACK}:{dev.port}"
             # Chromium starts once dagster dev is up: not both at once on a loaded machine.

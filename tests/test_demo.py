@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ import pytest
 
 from dicom_sync_dagster.dicom import DicomNode, open_session, queries
 from dicom_sync_dagster.sandbox import free_port
+
+from .support.dagster_dev import listening
 
 pytestmark = pytest.mark.servers  # starts two qrscp PACS and dagster dev
 
@@ -46,12 +47,6 @@ def local_inventory(node: DicomNode) -> dict[str, dict[int, int]]:
                 number: session.count_instances(study_uid, uid) for uid, number in series.items()
             }
     return inventory
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def processes_in(folder: Path) -> list[int]:

@@ -3,17 +3,18 @@ environment (Dagster's CLI applies it before our code runs; `dicom-sync` applies
 
 The variable set both ways is DICOM_SYNC_ROUTES_FILE: the environment says ``none``, the file
 names a routes file with one route, ``from_file``; which routes each entry point sees shows
-which value it read. No DICOM traffic: both observations come before any.
+which value it read. No DICOM traffic: the observation comes before any.
+
+`dagster dev`'s side is observed in test_dagster_dev.py (its ``dagster_dev`` fixture: the
+environment names a routes file, the .env says ``none``, and the single route's names show),
+to share that test's `dagster dev` start.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from .test_cli import dicom_sync
-from .test_dagster_dev import _log_tail_on_failure, _start, _wait_until_loaded
 
 ROUTES = """
 local: {ae_title: LOCALPACS, host: 127.0.0.1, port: 11112}
@@ -40,19 +41,3 @@ def test_dicom_sync_reads_the_dotenv_value_over_the_environment(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "--route='nosuch' is not a route (routes: from_file)" in done.stderr
     assert ".env overrides the environment for DICOM_SYNC_ROUTES_FILE" in done.stderr
-
-
-@pytest.mark.servers
-def test_dagster_dev_reads_the_dotenv_value_over_the_environment(tmp_path):
-    folder = tmp_path / "files"
-    folder.mkdir()
-    dev = _start(tmp_path, {"DICOM_SYNC_ROUTES_FILE": "none"}, dotenv=_dotenv(folder))
-    try:
-        with _log_tail_on_failure(dev):
-            location = _wait_until_loaded(dev)
-            [repository] = location["repositories"]
-            names = {s["name"] for s in repository["schedules"]}
-            assert "sync_from_file_schedule" in names
-            assert "every_minute" not in names
-    finally:
-        dev.stop()

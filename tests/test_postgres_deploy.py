@@ -19,7 +19,6 @@ DICOM_SYNC_REQUIRE_SERVERS=1 (as .ci/run sets) they fail.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pwd
 import secrets
@@ -30,8 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +45,11 @@ from dicom_sync_dagster.orchestration.jobs import CONCURRENCY_TAG
 from dicom_sync_dagster.orchestration.resources import LOCK_FILE
 from dicom_sync_dagster.orchestration.settled_state import STATE_FILE
 from dicom_sync_dagster.orchestration.tags import OUTCOME_TAG
+from dicom_sync_dagster.process_group import start_group, stop_group
 from dicom_sync_dagster.sandbox import LOOPBACK, free_port, wait_for_port
 from dicom_sync_dagster.synthetic import SyntheticStudy
+
+from .support.dagster_dev import clean_env, wait_until_loaded
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -239,11 +239,6 @@ def _dagster_home(folder: Path) -> Path:
     return folder
 
 
-def _clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DICOM_SYNC_", "DAGSTER_"))}
-    return {**env, **extra}
-
-
 @contextlib.contextmanager
 def _instance(home: Path, postgres: Postgres) -> Iterator[DagsterInstance]:
     """The instance of ``home``, loaded like the services load it (env: values resolved)."""
@@ -300,7 +295,7 @@ def test_run_once_records_its_run_in_postgres(site, postgres, tmp_path):
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "dicom_sync_dagster.cli", "run", "--once", "--all-series"],
-        env=_clean_env({**site.env(), **postgres.env(), "DAGSTER_HOME": str(home)}),
+        env=clean_env(site.env(), postgres.env(), {"DAGSTER_HOME": str(home)}),
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -351,15 +346,9 @@ class Service:
         return f"---- {self.name} ----\n" + "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        """SIGTERM to its process group (it and the processes it started), then SIGKILL."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(5)
+        """SIGTERM to its process group (it and the processes it started; what systemd sends),
+        then SIGKILL."""
+        stop_group(self.process, signal.SIGTERM, seconds=20)
 
 
 def _unit(name: str) -> dict[str, list[str]]:
@@ -392,53 +381,13 @@ def _start_unit(name: str, home: Path, ports: dict[int, int], env: dict[str, str
     program = Path(sys.executable).parent / args[0].removeprefix(HOST_VENV_BIN)
     assert program.exists(), f"{program} (from {name}) is not installed"
     log = home.parent / f"{name}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(program), *args[1:]],
-            cwd=home,
-            env=_clean_env({**env, "DAGSTER_HOME": str(home)}),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Service(name, process, log)
-
-
-WORKSPACE_QUERY = """
-query { workspaceOrError { ... on Workspace { locationEntries {
-  name loadStatus locationOrLoadError { __typename ... on PythonError { message } }
-} } } }
-"""
-
-
-def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://{LOOPBACK}:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
+    process = start_group(
+        [str(program), *args[1:]],
+        cwd=home,
+        env=clean_env(env, {"DAGSTER_HOME": str(home)}),
+        log=log,
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = json.loads(response.read())
-    assert not body.get("errors"), body["errors"]
-    return body["data"]
-
-
-def _wait_until_loaded(port: int, services: list[Service]) -> str:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        for service in services:
-            assert service.process.poll() is None, f"{service.name} exited"
-        try:
-            entries = _graphql(port, WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
-        except (OSError, urllib.error.URLError):
-            entries = []
-        if entries and entries[0]["loadStatus"] == "LOADED":
-            [entry] = entries
-            location = entry["locationOrLoadError"]
-            assert location["__typename"] == "RepositoryLocation", location
-            return entry["name"]
-        time.sleep(0.25)
-    raise AssertionError(f"the webserver did not load the code location in {STARTUP_SECONDS} s")
+    return Service(name, process, log)
 
 
 def _wait_for_runs(client: DagsterGraphQLClient, run_ids: list[str]) -> None:
@@ -474,8 +423,8 @@ def test_the_systemd_services_run_queued_sync_runs_one_at_a_time(site, postgres,
         wait_for_port(code_port, code.process, STARTUP_SECONDS)
         for name in ("dicom-sync-daemon.service", "dicom-sync-webserver.service"):
             services.append(_start_unit(name, home, ports, env))
-        location = _wait_until_loaded(web_port, services)
-        assert location == "dicom_sync_dagster"
+        location = wait_until_loaded(web_port, [s.process for s in services], STARTUP_SECONDS)
+        assert location["name"] == "dicom_sync_dagster"
         up = time.monotonic() - started
 
         # Two runs of the one route at once: the queue must start the second after the first.
@@ -492,7 +441,7 @@ def test_the_systemd_services_run_queued_sync_runs_one_at_a_time(site, postgres,
         code = _start_unit("dicom-sync-code.service", home, ports, env)
         services.append(code)
         wait_for_port(code_port, code.process, STARTUP_SECONDS)
-        _wait_until_loaded(web_port, services)
+        wait_until_loaded(web_port, [s.process for s in services], STARTUP_SECONDS)
         after_restart = client.submit_job_execution(SYNC_JOB, run_config=config)
         _wait_for_runs(client, [after_restart])
 

@@ -11,20 +11,14 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus
-from dagster_graphql import DagsterGraphQLClient
+from dagster import DagsterRunStatus
 
-from dicom_sync_dagster.sandbox import LOOPBACK
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .conftest import Site
 from .scripted_pacs import ScriptedPacs
-from .test_dagster_dev import (
-    _log_tail_on_failure,
-    _report_output_metadata,
-    _start,
-    _wait_until_loaded,
-)
+from .support.dagster_dev import clean_env, start_dagster_dev
+from .test_dagster_dev import _report_output_metadata
 
 pytestmark = pytest.mark.servers
 
@@ -51,11 +45,11 @@ def test_a_second_run_queues_while_the_first_moves(local_orthanc, tmp_path):
         [("stall", STALL_SECONDS)],
     ).start()
     site.remote = remote
-    dev = _start(tmp_path, site.env())
+    dev = start_dagster_dev(tmp_path, clean_env(site.env(), {"DICOM_SYNC_SCHEDULE": "off"}))
     try:
-        with _log_tail_on_failure(dev):
-            _wait_until_loaded(dev)
-            client = DagsterGraphQLClient(LOOPBACK, port_number=dev.port)
+        with dev.log_on_failure():
+            dev.wait_until_loaded()
+            client = dev.client()
 
             first = client.submit_job_execution("dicom_sync", run_config=RUN_CONFIG)
             assert wait_for(client, first, {DagsterRunStatus.STARTED}) == DagsterRunStatus.STARTED
@@ -73,7 +67,7 @@ def test_a_second_run_queues_while_the_first_moves(local_orthanc, tmp_path):
             assert wait_for(client, first, done) == DagsterRunStatus.SUCCESS
             assert wait_for(client, second, done) == DagsterRunStatus.SUCCESS
 
-            with DagsterInstance.from_config(str(dev.home)) as instance:
+            with dev.instance() as instance:
                 first_record = instance.get_run_record_by_id(first)
                 second_record = instance.get_run_record_by_id(second)
                 second_meta = _report_output_metadata(instance, second)

@@ -131,8 +131,14 @@ def run_routes(config: dict[str, object], routes: list[Route]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .dicom.dimse_path import DimsePathError, check_early
+
     config = _run_config(args)
     routes = chosen_routes(args.route)
+    try:  # checked before anything else; the raw path's check overlaps Dagster's start
+        check_early()
+    except DimsePathError as exc:
+        raise ConfigError([str(exc)]) from None
     ensure_dagster_home()
     code = run_routes(config, routes)
     while not args.once:

@@ -192,6 +192,17 @@ def test_a_bad_routes_file_exits_2_naming_route_and_field(project):
     assert not (project / "storage").exists()  # stopped before Dagster or the network
 
 
+def test_an_unknown_dimse_path_exits_2_naming_the_variable_before_dagster(project):
+    done = dicom_sync(
+        ["run", "--once"], {**closed_nodes_env(), "DICOM_SYNC_DIMSE_PATH": "fast"}, project
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert "DICOM_SYNC_DIMSE_PATH='fast' is not one of auto, raw, public" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (project / "storage").exists()  # stopped before Dagster or the network
+
+
 def closed_nodes_env() -> dict[str, str]:
     """Valid settings for two loopback ports nobody listens on."""
     return {

@@ -37,12 +37,25 @@ class DimsePathError(ValueError):
     """``DICOM_SYNC_DIMSE_PATH`` is not a choice, or ``raw`` was required and cannot be."""
 
 
-def dimse_path() -> str:
-    """ "raw" or "public", per ``DICOM_SYNC_DIMSE_PATH`` and the start-up check."""
+def wanted_path() -> str:
+    """``DICOM_SYNC_DIMSE_PATH`` as a choice; ``DimsePathError`` naming it when it is none."""
     value = os.environ.get(ENV, "")
     wanted = value.strip().lower() or "auto"
     if wanted not in CHOICES:
         raise DimsePathError(f"{ENV}={value!r} is not one of {', '.join(CHOICES)}")
+    return wanted
+
+
+def check_early() -> None:
+    """Checks the setting now and starts the raw path's check in the background (a few tenths
+    of a second), so that the first request finds it done instead of waiting for it."""
+    if wanted_path() != "public":
+        threading.Thread(target=probe, name="dimse-path-check-early", daemon=True).start()
+
+
+def dimse_path() -> str:
+    """ "raw" or "public", per ``DICOM_SYNC_DIMSE_PATH`` and the start-up check."""
+    wanted = wanted_path()
     if wanted == "public":
         _log_once(logging.INFO, f"DIMSE responses: pynetdicom's public API ({ENV}=public)")
         return "public"

@@ -24,8 +24,8 @@ from .core.plan import (
     needs_series_query,
     settled_after,
 )
-from .core.report import missing_study_count
 from .core.selection import Selection
+from .core.summary import missing_study_count
 from .core.window import Window, apply_window
 from .dicom import (
     DicomNode,

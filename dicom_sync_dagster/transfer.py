@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from .completion import complete_series, worth_completing
-from .core.report import Transfer, TransferRun
 from .core.text import printable
+from .core.transfers import Transfer, TransferRun
 from .cycle import Cycle, Log, Plan, local_series_images
 from .dicom import (
     AssociationRejected,

@@ -27,14 +27,10 @@ from dicom_sync_dagster.core.plan import (
     moves,
     needs_series_query,
 )
-from dicom_sync_dagster.core.report import (
-    CycleSummary,
-    Transfer,
-    format_summary,
-    missing_study_count,
-    summarize,
-)
 from dicom_sync_dagster.core.selection import Mode, Selection
+from dicom_sync_dagster.core.summary import CycleSummary, missing_study_count, summarize
+from dicom_sync_dagster.core.summary_text import format_summary
+from dicom_sync_dagster.core.transfers import Transfer
 from dicom_sync_dagster.core.window import Window, apply_window
 
 UTC = timezone.utc
@@ -728,7 +724,7 @@ def test_same_image_count_but_other_series_count_is_checked():
 
 
 def test_failure_streaks_carry_on_from_the_previous_run():
-    from dicom_sync_dagster.core.report import failure_streaks
+    from dicom_sync_dagster.core.failures import failure_streaks
 
     previous = {"a": (4, "2025-01-01T00:00:00+00:00"), "gone": (2, "2025-01-01T00:05:00+00:00")}
     now = "2025-01-01T00:10:00+00:00"

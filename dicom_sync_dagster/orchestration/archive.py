@@ -25,7 +25,7 @@ from dagster import (
     asset_check,
 )
 
-from ..core.report import over_limit
+from ..core.failures import over_limit
 from ..routes import Route
 from .failure_history import previous_streaks
 

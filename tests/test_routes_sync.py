@@ -25,7 +25,7 @@ from dicom_sync_dagster.orchestration.archive import (
     latest_run_check,
 )
 from dicom_sync_dagster.orchestration.resources import SyncLockResource
-from dicom_sync_dagster.orchestration.tags import CAUSE_TAG, OUTCOME_TAG, ROUTE_TAG
+from dicom_sync_dagster.orchestration.tags import CAUSE_TAG, MODE_TAG, OUTCOME_TAG, ROUTE_TAG
 from dicom_sync_dagster.routes import ROUTES_FILE, load_routes
 from dicom_sync_dagster.sandbox import DcmqrscpServer, Peer
 from dicom_sync_dagster.synthetic import SyntheticStudy
@@ -240,6 +240,7 @@ def test_a_run_that_stops_before_its_report_still_shows_on_the_asset(two_routes,
     # The run list says how it ended; the asset's latest-run check is red, then green again.
     tags = instance.get_run_by_id(result.run_id).tags
     assert (tags[OUTCOME_TAG], tags[CAUSE_TAG]) == ("failed", "local unreachable")
+    assert tags[MODE_TAG] == "all"  # the route's mode, tagged before the run failed
     assert [e.passed for e in check_evaluations(instance, "ct", LATEST_RUN_CHECK)] == [False]
     two_routes.ct.local.start()
     assert two_routes.run(defs, "ct", instance).success

@@ -45,7 +45,7 @@ from .resources import DicomNodeResource, SyncLockResource, SyncOptionsResource
 from .run_state import begin, required
 from .settled_state import load_settled, save_settled
 from .tables import PLAN_TABLE_COLUMNS, table
-from .tags import CAUSE_TAG, OUTCOME_TAG
+from .tags import CAUSE_TAG, MODE_TAG, OUTCOME_TAG
 
 # Names other modules and tests import from here.
 __all__ = ["OUTCOME_TAG", "report", "run_tags", "summary_for", "summary_line"]
@@ -121,6 +121,8 @@ def start_cycle(
         raise _failed(
             context, sync_options.route, Failure(description=str(exc)), "config"
         ) from None
+    # The runs list can then be filtered on the mode, also for runs that fail later.
+    context.instance.add_run_tags(context.run_id, {MODE_TAG: selection.mode.value})
     context.add_output_metadata(
         {
             "route": sync_options.route,

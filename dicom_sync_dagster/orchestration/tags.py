@@ -6,4 +6,5 @@ REFERENCE_TAG = "dicom-sync/reference-time"  # ISO 8601, on runs that examined t
 OUTCOME_TAG = "dicom-sync/outcome"  # idle | moved | failed, on runs that reached their report
 OUTCOMES = ["idle", "moved", "failed"]
 CAUSE_TAG = "dicom-sync/cause"  # on failed runs: a few words, e.g. "remote unreachable"
+MODE_TAG = "dicom-sync/mode"  # smallest | fewer_than | all, on every sync run past its config
 CHECK_TAG = "dicom-sync/check"  # on a route check's verdict: why it asked for a run

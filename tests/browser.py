@@ -106,12 +106,15 @@ def wait_for_run_end(page: Page, seconds: float) -> str:
     return end.inner_text().strip()
 
 
-def output_metadata(page: Page, output_type: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """The metadata of the step output of ``output_type`` in the run page's event log, as it
-    is rendered there (no click: the row's text, also the part below its fold): the plain
-    entries by label, and the rows of its one table entry by column."""
-    row = page.locator("div[class*='LogsRowComponents_row']").filter(
-        has_text=f'of type "{output_type}"'
+def output_metadata(page: Page, entry_label: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The metadata of the step output with an entry labelled ``entry_label`` in the run page's
+    event log, as it is rendered there (no click: the row's text, also the part below its
+    fold): the plain entries by label, and the rows of its one table entry by column."""
+    labelled = page.locator("td", has_text=re.compile(rf"^\s*{re.escape(entry_label)}\s*$"))
+    row = (
+        page.locator("div[class*='LogsRowComponents_row']")
+        .filter(has_text="Yielded output")
+        .filter(has=labelled)
     )
     row.wait_for()
     metadata = row.locator("table").first  # the entries; a table entry nests a table

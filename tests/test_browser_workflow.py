@@ -110,7 +110,7 @@ def test_readme_ui_workflow_in_chromium(site, tmp_path):
                 if end != "RUN_SUCCESS":
                     with DagsterInstance.from_config(str(dev.home)) as instance:
                         pytest.fail(f"{end}: {_failures(instance, run_id)}")
-                entries, transfers = output_metadata(page, "CycleSummary")
+                entries, transfers = output_metadata(page, "summary")  # the report's output
                 assert entries["summary"].startswith("3/3 series, 10 images, "), entries
                 assert entries["summary"].endswith(" images/min; 0 failed"), entries
                 assert entries["mode"] == "all series", entries

@@ -9,12 +9,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
+from functools import cached_property
 from io import BytesIO
 from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 from pynetdicom import _config
-from pynetdicom.association import Association
 from pynetdicom.dsutils import decode
 from pynetdicom.status import Status, code_to_category
 
@@ -22,7 +22,7 @@ from ..core.frames import valid_uid
 from ..core.text import printable
 from . import queries
 from .answers import Answer, read_answer
-from .association import _CONTEXTS, associate, disable_nagle  # noqa: F401 - _CONTEXTS: tests
+from .association import associate, disable_nagle
 from .channel import Gone
 from .dimse_path import dimse_path
 from .errors import (
@@ -76,16 +76,9 @@ class DicomSession(Exchange):
     """An established association; use :func:`open_session` to get one. Setting ``stop``
     ends a request in progress within seconds: C-CANCEL, then A-ABORT."""
 
-    def __init__(
-        self,
-        node: DicomNode,
-        assoc: Association,
-        timeouts: Timeouts,
-        stop: threading.Event | None = None,
-        path: str = "public",
-    ) -> None:
-        super().__init__(node, assoc, timeouts, stop, path)
-        self._syntaxes: dict[str, tuple[bool, bool, bool]] = {}  # see _syntax()
+    @cached_property
+    def _syntaxes(self) -> dict[str, tuple[bool, bool, bool]]:
+        return {}  # see _syntax()
 
     def echo(self) -> int:
         """C-ECHO; the response status (0x0000 is success)."""

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import atexit
 import functools
-import ipaddress
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from .proc_net import LISTEN, tcp_sockets
 
 _SOURCE = r"""
 #define _GNU_SOURCE
@@ -81,24 +82,7 @@ def loopback_env(env: dict[str, str] | None = None) -> dict[str, str]:
 def listening_addresses(port: int) -> set[str]:
     """The local addresses a TCP socket listens on at ``port`` (from /proc/net/tcp{,6});
     e.g. {"127.0.0.1"}, {"0.0.0.0"}, {"::1"}."""
-    found = set()
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            address, _, hex_port = fields[1].partition(":")
-            if fields[3] != "0A" or int(hex_port, 16) != port or len(address) != width:
-                continue
-            raw = bytes.fromhex(address)
-            if width == 8:
-                found.add(".".join(str(b) for b in raw[::-1]))
-            else:  # four little-endian 32-bit words
-                words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
-                found.add(str(ipaddress.IPv6Address(words)))
-    return found
+    return {s.local_address for s in tcp_sockets() if s.state == LISTEN and s.local_port == port}
 
 
 def check_loopback(name: str, *ports: int) -> None:

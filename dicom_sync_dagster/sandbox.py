@@ -6,7 +6,6 @@ with its storage in a folder of ours, and is stopped by PID.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from typing import Any
 
 from .dicom.node import DicomNode
 from .loopback_only import check_loopback, loopback_env
+from .proc_net import LISTEN, socket_inodes, tcp_sockets
 from .process_group import start_group, stop_group
 
 LOOPBACK = "127.0.0.1"
@@ -53,21 +53,8 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20.0) -
 def listening_ports(pid: int) -> set[int]:
     """The TCP ports process ``pid`` itself listens on (Linux /proc): a port that answers
     may belong to another process that took it between ``free_port()`` and our bind."""
-    inodes = set()
-    with contextlib.suppress(OSError):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if link.startswith("socket:["):
-                    inodes.add(link[8:-1])
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as lines:
-            for line in list(lines)[1:]:
-                fields = line.split()
-                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
+    inodes = socket_inodes(pid)
+    return {s.local_port for s in tcp_sockets() if s.state == LISTEN and s.inode in inodes}
 
 
 class PortTaken(RuntimeError):

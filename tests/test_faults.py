@@ -7,7 +7,6 @@ the moves really C-STORE into it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dicom_sync_dagster.proc_net import ESTABLISHED, socket_inodes, tcp_sockets
 from dicom_sync_dagster.synthetic import SyntheticStudy
 
 from .conftest import Site
@@ -48,19 +48,12 @@ def _now():
 
 def our_connections_to(port: int) -> int:
     """Established TCP connections from this process to ``port`` (from /proc)."""
-    inodes = set()
-    for fd in Path("/proc/self/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        remote_port = int(fields[2].split(":")[1], 16)
-        if remote_port == port and fields[3] == "01" and fields[9] in inodes:
-            count += 1
-    return count
+    inodes = socket_inodes()
+    return sum(
+        1
+        for s in tcp_sockets()
+        if s.remote_port == port and s.state == ESTABLISHED and s.inode in inodes
+    )
 
 
 def only_transfer(result):

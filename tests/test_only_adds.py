@@ -46,8 +46,10 @@ def test_a_sync_cycle_and_a_check_only_echo_find_and_move_on_the_wire(site):
         nodes = SimpleNamespace(node=remote.node), SimpleNamespace(node=local.node)
         tapped = Site(*nodes, site.reference)  # the tool talks to the taps
         result = run_sync(tapped, mode="all")
-        check = defs().resolve_job_def("check_connections").execute_in_process(
-            resources=site_resources(tapped.env()), raise_on_error=False
+        check = (
+            defs()
+            .resolve_job_def("check_connections")
+            .execute_in_process(resources=site_resources(tapped.env()), raise_on_error=False)
         )
 
     assert result.success and check.success

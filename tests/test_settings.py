@@ -276,8 +276,10 @@ def test_a_bad_setting_fails_the_run_at_start_cycle_as_an_expected_failure(tmp_p
         "sync_lock": SyncLockResource(),
     }
     with DagsterInstance.ephemeral(tempdir=str(tmp_path)) as instance:
-        result = defs().resolve_job_def("dicom_sync").execute_in_process(
-            resources=resources, instance=instance, raise_on_error=False
+        result = (
+            defs()
+            .resolve_job_def("dicom_sync")
+            .execute_in_process(resources=resources, instance=instance, raise_on_error=False)
         )
 
     [failure] = [e for e in result.all_node_events if e.event_type_value == "STEP_FAILURE"]

@@ -142,8 +142,7 @@ def case_cold(ctx: Context) -> list[Row]:
             "  Dagster's floor: a trivial 2-op job in process, cold, same instance kind (wall)",
             "s",
             floor_s,
-            note="attribution: benchmarks/dagster_floor.py, what any cold run recorded in "
-            "Dagster pays before our code",
+            note="attribution (benchmarks/dagster_floor.py)",
         ),
         Row(
             "  run --once on empty PACS minus Dagster's floor (wall)",

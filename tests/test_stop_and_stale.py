@@ -168,3 +168,35 @@ def test_a_run_killed_mid_move_does_not_make_the_next_run_skip(
     assert after.returncode == 0, after.stdout + after.stderr
     status = {run.run_id: run.status for run in runs(project)}
     assert status[killed.run_id] is DagsterRunStatus.FAILURE
+
+
+def test_a_lock_whose_pid_another_process_has_now_does_not_keep_the_run_started(project):  # noqa: F811
+    """After a power cut and a reboot, the pid in a dead run's lock file may be another
+    process's. Before: that process made the run look alive, so it stayed 'started' and every
+    `dicom-sync run` skipped with exit 3 for as long as that process lived. (No DICOM: the
+    lock file and the run record as a killed run leaves them.)"""
+    import re
+
+    from dagster import DagsterRun
+
+    from dicom_sync_dagster.orchestration.schedules import sync_in_progress
+    from dicom_sync_dagster.orchestration.stale_runs import lock_path, lock_text
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        with DagsterInstance.from_config(str(project)) as instance:
+            run = instance.add_run(DagsterRun("dicom_sync", status=DagsterRunStatus.STARTED))
+            lock = lock_path(instance, "dicom_sync")
+            lock.write_text(lock_text(run.run_id, other.pid))  # as that process would write it
+            assert sync_in_progress(instance, "dicom_sync")  # its writer lives: a live run
+
+            written_by_the_dead = re.sub(
+                r"started \d+", "started 1", lock_text(run.run_id, other.pid)
+            )
+            lock.write_text(written_by_the_dead)  # the same pid, another start: not its writer
+
+            assert sync_in_progress(instance, "dicom_sync") is None
+            assert instance.get_run_by_id(run.run_id).status is DagsterRunStatus.FAILURE
+    finally:
+        other.kill()
+        other.wait()

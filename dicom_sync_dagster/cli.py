@@ -93,6 +93,7 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
     from .definitions import defs
     from .orchestration import run_state
     from .orchestration.schedules import sync_in_progress
+    from .orchestration.stale_runs import process_tags
 
     print(
         f"Starting sync cycle of route {route.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -113,6 +114,7 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
                 },
                 instance=instance,
                 raise_on_error=False,
+                tags=process_tags(),  # a run killed before it takes the lock is found dead
             )
         )
     print(f"Run {result.run_id} ({'success' if result.success else 'failed'})")

@@ -200,3 +200,46 @@ def test_a_lock_whose_pid_another_process_has_now_does_not_keep_the_run_started(
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_run_killed_before_it_took_the_lock_does_not_make_the_next_run_skip(
+    project,  # noqa: F811
+    stalling_remote,
+    local_orthanc,
+):
+    """A `dicom-sync run` killed while it waited for the route's lock (held here, as another
+    run would) never wrote its id into the lock file. Before: it stayed 'started' and every
+    later `dicom-sync run` skipped with exit 3, for ever."""
+    import fcntl
+
+    from dagster import DagsterInstance as Instance
+
+    from dicom_sync_dagster.orchestration.stale_runs import lock_path
+
+    env = environment(stalling_remote, local_orthanc)
+    with Instance.from_config(str(project)) as instance:
+        lock = lock_path(instance, "dicom_sync")
+    lock.touch()
+    with open(lock, "r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        process = start_run(env, project)
+        try:
+            deadline = time.monotonic() + WAIT
+            while not [r for r in runs(project) if r.status is DagsterRunStatus.STARTED]:
+                assert process.poll() is None and time.monotonic() < deadline, process.stdout
+                time.sleep(0.2)
+            os.killpg(process.pid, signal.SIGKILL)  # waiting for the lock (10 s by default)
+            process.communicate(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    [killed] = runs(project)
+    assert killed.status is DagsterRunStatus.STARTED  # what the kill left behind
+    assert not stalling_remote.move_started.is_set()
+
+    after = dicom_sync(["run", "--once", "--dry-run"], env, project)
+
+    assert after.returncode == 0 and "Skipped" not in after.stdout, after.stdout + after.stderr
+    status = {run.run_id: run.status for run in runs(project)}
+    assert status[killed.run_id] is DagsterRunStatus.FAILURE

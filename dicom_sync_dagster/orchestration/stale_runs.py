@@ -16,13 +16,17 @@ import os
 import re
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from ..routes import DEFAULT_ROUTE, state_suffix
 from .private_files import open_private
 
 _HOLDER = re.compile(r"^run ([0-9a-f-]{8,64}) \(pid (\d+)(?:, started (\d+\.\d+))?\)$")
 LIVE = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+# On the runs `dicom-sync run` executes in its own process: "<pid> <process_start>". Such a
+# run killed before it wrote the lock (starting, or waiting for another run's lock) is dead
+# once that process is gone.
+PROCESS_TAG = "dicom-sync/process"
 
 
 def process_start(pid: int) -> str | None:
@@ -41,6 +45,19 @@ def lock_text(run_id: str, pid: int) -> str:
     process started."""
     started = process_start(pid)
     return f"run {run_id} (pid {pid}" + (f", started {started})" if started else ")")
+
+
+def process_tags() -> dict[str, str]:
+    """Tags for a run this process executes itself (PROCESS_TAG)."""
+    return {PROCESS_TAG: f"{os.getpid()} {process_start(os.getpid()) or ''}".strip()}
+
+
+def _process_gone(run: DagsterRun) -> bool:
+    """Whether ``run`` was executed by a process of ours (PROCESS_TAG) that is gone."""
+    pid, _, started = run.tags.get(PROCESS_TAG, "").partition(" ")
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    return not _alive(int(pid), started or None)
 
 
 def _route_of(job_name: str) -> str:
@@ -89,19 +106,23 @@ def dead_holder(path: Path) -> str | None:
 
 def fail_dead_runs(instance: DagsterInstance, job_name: str) -> list[str]:
     """Mark failed the started runs of ``job_name`` whose process died holding the route's
-    lock; their run ids."""
-    records = instance.get_run_records(filters=RunsFilter(job_name=job_name, statuses=LIVE))
+    lock, and those `dicom-sync run` executed in a process that is gone (PROCESS_TAG); their
+    run ids."""
+    statuses = [*LIVE, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
+    records = instance.get_run_records(filters=RunsFilter(job_name=job_name, statuses=statuses))
     if not records:
         return []
     dead = dead_holder(lock_path(instance, job_name))
     failed = []
     for record in records:
         run = record.dagster_run
-        if dead is not None and run.run_id == dead:
+        holder = dead is not None and run.run_id == dead and run.status in LIVE
+        if holder or _process_gone(run):
             instance.report_run_failed(
                 run,
-                "the run's process is gone (killed?) and its lock is free: marked failed so "
-                "that the next run can start",
+                "the run's process is gone (killed?)"
+                + (" and its lock is free" if holder else "")
+                + ": marked failed so that the next run can start",
             )
             failed.append(run.run_id)
     return failed

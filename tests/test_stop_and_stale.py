@@ -248,3 +248,34 @@ def test_a_run_killed_before_it_took_the_lock_does_not_make_the_next_run_skip(
     assert after.returncode == 0 and "Skipped" not in after.stdout, after.stdout + after.stderr
     status = {run.run_id: run.status for run in runs(project)}
     assert status[killed.run_id] is DagsterRunStatus.FAILURE
+
+
+def test_dagsters_terminate_stops_a_move_pending_for_ever_within_seconds(
+    tmp_path, stalling_remote, local_orthanc
+):
+    """The UI's Terminate (GraphQL terminateRun) on a run launched by `dagster dev`: the
+    move in progress is cancelled (C-CANCEL, then A-ABORT) and the run ends 'canceled'
+    within seconds, not when the remote stops sending 'pending'."""
+    from .support.dagster_dev import clean_env, start_dagster_dev
+
+    env = clean_env(environment(stalling_remote, local_orthanc), {"DICOM_SYNC_SCHEDULE": "off"})
+    dev = start_dagster_dev(tmp_path, env)
+    try:
+        with dev.log_on_failure():
+            dev.wait_until_loaded()
+            client = dev.client()
+            run_id = client.submit_job_execution("dicom_sync", run_config={})
+            assert stalling_remote.move_started.wait(WAIT)
+            client.terminate_run(run_id)
+            terminated = time.monotonic()
+            ended = {DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS}
+            while client.get_run_status(run_id) not in ended:
+                assert time.monotonic() - terminated < 60, "the run did not end"
+                time.sleep(0.2)
+            stopped_in = time.monotonic() - terminated
+
+            assert client.get_run_status(run_id) is DagsterRunStatus.CANCELED
+            assert stopped_in < 20  # C-CANCEL, a 2 s grace, A-ABORT (the daemon: a load margin)
+            assert stalling_remote.peer.cancelled.is_set() and stalling_remote.peer.closed.is_set()
+    finally:
+        dev.stop()

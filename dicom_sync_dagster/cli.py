@@ -70,6 +70,18 @@ def _failure_messages(result) -> list[str]:
     return messages
 
 
+def _interrupted(result) -> bool:
+    """Whether Ctrl+C stopped the run: Dagster turns it into the run's or a step's failure."""
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        if error is not None and error.cls_name in (
+            "DagsterExecutionInterruptedError",
+            "KeyboardInterrupt",
+        ):
+            return True
+    return False
+
+
 def chosen_routes(name: str | None) -> list[Route]:
     """The routes to run: the one named, else all (validated as the code location does)."""
     routes = load_routes()
@@ -93,6 +105,7 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
     from .definitions import defs
     from .orchestration import run_state
     from .orchestration.schedules import sync_in_progress
+    from .orchestration.stale_runs import process_tags
 
     print(
         f"Starting sync cycle of route {route.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -113,6 +126,7 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
                 },
                 instance=instance,
                 raise_on_error=False,
+                tags=process_tags(),  # a run killed before it takes the lock is found dead
             )
         )
     print(f"Run {result.run_id} ({'success' if result.success else 'failed'})")
@@ -121,6 +135,8 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
         print(format_summary(state.summary))
     for message in _failure_messages(result):
         print(f"ERROR {message}", file=sys.stderr)
+    if _interrupted(result):  # the run is marked failed; Ctrl+C also ends the loop: exit 130
+        raise KeyboardInterrupt
     return EXIT_OK if result.success else EXIT_FAILED
 
 

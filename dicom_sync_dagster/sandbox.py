@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,15 @@ from .process_group import start_group, stop_group
 LOOPBACK = "127.0.0.1"
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A TCP port nobody listens on right now, none of ``avoid`` (the kernel may hand out the
+    same port to two picks in a row: a server's two ports must differ)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((LOOPBACK, 0))
+            port = sock.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20.0) -> None:
@@ -147,7 +151,7 @@ class OrthancServer:
         self.folder = folder
         self.extra = extra or {}  # more Orthanc settings, e.g. {"LimitFindResults": 5}
         self.node = DicomNode(ae_title.lower(), ae_title, LOOPBACK, port or free_port())
-        self.http_port = free_port()
+        self.http_port = free_port(avoid={self.node.port})
         self.fixed_port = port is not None
         self.peers = peers
         self.tls = tls
@@ -161,9 +165,9 @@ class OrthancServer:
         return self
 
     def _repick(self) -> bool:
-        self.http_port = free_port()
         if not self.fixed_port:
             self.node = replace(self.node, port=free_port())
+        self.http_port = free_port(avoid={self.node.port})
         return True  # a fixed DICOM port may have met a taken HTTP port: try again
 
     def _launch(self) -> subprocess.Popen:

@@ -29,7 +29,9 @@ def hostile_site(local_orthanc, scripted_remote):
     def make(extra: list[Dataset], accession: str = "ACC-H") -> tuple[Site, object, ScriptedPacs]:
         site = scripted_site(local_orthanc)
         study = SyntheticStudy(site.ago(hours=1), [2], accession=accession)
-        for answer in extra:  # in the window, like the good study
+        for answer in extra:  # in the window, like the good study, unless dated already
+            if "StudyDate" in answer:
+                continue
             answer.StudyDate = study.datasets()[0].StudyDate
             answer.StudyTime = study.datasets()[0].StudyTime
         return site, study, scripted_remote(site, study, ae_title="HOSTILE", extra_studies=extra)
@@ -90,6 +92,31 @@ def test_a_count_no_pacs_can_hold_is_unknown_not_a_crash(hostile_site):
     row = remote_studies[remote_studies["study_uid"] == "1.2.826.0.1.3680043.9.99"].iloc[0]
     assert row["images"] is __import__("pandas").NA
     assert moved_series(result) == set(study.series_uids)
+
+
+@pytest.mark.parametrize(
+    ("study_date", "study_time", "offset"),
+    [("99991231", "235959", ""), ("99991231", "235959", "-1200"), ("00010101", "000000", "+1400")],
+    ids=["year-9999", "year-9999-west", "year-1-east"],
+)
+def test_a_study_dated_where_no_clock_can_be_is_out_of_the_window_not_a_crash(
+    hostile_site, study_date, study_time, offset
+):
+    """Valid DICOM dates, but past the years pandas holds (1677-2262) or past year 1-9999
+    once moved to UTC. Before: OutOfBoundsDatetime / OverflowError in the plan step, naming
+    no node; the good study was not moved."""
+    far = answer("1.2.826.0.1.3680043.9.98", StudyDate=study_date, StudyTime=study_time)
+    if offset:
+        far.TimezoneOffsetFromUTC = offset
+    site, study, _remote = hostile_site([far])
+
+    result = run_sync(site, mode="all")
+
+    assert result.success
+    assert moved_series(result) == set(study.series_uids)
+    plan = plan_of(result)
+    far_rows = plan[plan["study_uid"] == "1.2.826.0.1.3680043.9.98"]
+    assert set(far_rows["action"]) <= {"skip"}, far_rows  # out of the window, never moved
 
 
 def test_escape_sequences_in_peer_text_are_escaped_in_every_log_line(hostile_site):

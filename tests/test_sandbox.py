@@ -73,3 +73,32 @@ def test_a_port_the_caller_chose_is_not_silently_changed(tmp_path, taken_port):
     with pytest.raises(RuntimeError, match="exited"):
         server.start()
     server.stop()
+
+
+def test_orthanc_gets_two_ports_when_the_kernel_hands_out_one_twice(tmp_path, monkeypatch):
+    """Two picks in a row can get the same free port from the kernel. Orthanc then listened
+    for DICOM on it, failed to bind HTTP to it too and exited just after start() returned
+    (its DICOM port listened): the next association was refused (seen as a flake of
+    test_a_run_killed_mid_move_does_not_make_the_next_run_skip)."""
+    _require("Orthanc", "orthanc")
+    from dicom_sync_dagster import sandbox
+
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        repeated = [probe.getsockname()[1]] * 2
+
+    class RepeatingSocket(socket.socket):  # the kernel's picks, the first one twice
+        def getsockname(self):
+            host, port = super().getsockname()
+            return (host, repeated.pop()) if repeated else (host, port)
+
+    monkeypatch.setattr(sandbox, "socket", type("M", (), {"socket": RepeatingSocket}))
+    server = OrthancServer(tmp_path / "o", "SANDBOXPACS", [Peer(CALLING_AE)])
+    monkeypatch.undo()
+    server.start()
+    try:
+        assert server.node.port != server.http_port
+        assert server.rest("/system")["DicomPort"] == server.node.port
+        assert _echo(server.node) == 0x0000
+    finally:
+        server.stop()

@@ -48,6 +48,18 @@ class Window:
         return f"{format_da(first)}-{format_da(last)}"
 
 
+def _utc(moment: datetime | None) -> pd.Timestamp | None:
+    """``moment`` in UTC; ``None`` when there is none, or when it lies beyond what a clock
+    can show here (a valid DA such as 99991231 or 00010101 from a peer: past pandas' years
+    1677-2262, or past year 1-9999 once moved to UTC), as for a missing time."""
+    if moment is None:
+        return None
+    try:
+        return pd.Timestamp(moment.astimezone(timezone.utc)).as_unit("ns")
+    except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+        return None
+
+
 def apply_window(studies: pd.DataFrame, window: Window) -> pd.DataFrame:
     """``studies`` with ``study_datetime`` (UTC), ``in_window`` and ``window_note`` columns.
 
@@ -62,11 +74,7 @@ def apply_window(studies: pd.DataFrame, window: Window) -> pd.DataFrame:
     moments = [
         study_datetime(d, t, window.zone, o) for d, t, o in zip(dates, times, offsets, strict=True)
     ]
-    utc = pd.Series(
-        [m.astimezone(timezone.utc) if m else pd.NaT for m in moments],
-        index=studies.index,
-        dtype="datetime64[ns, UTC]",
-    )
+    utc = pd.Series([_utc(m) for m in moments], index=studies.index, dtype="datetime64[ns, UTC]")
     date_ok = dates.map(lambda d: d is not None and first <= d <= last).astype(bool)
     has_time = utc.notna()
     reference = pd.Timestamp(window.reference).tz_convert("UTC")

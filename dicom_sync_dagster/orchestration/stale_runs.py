@@ -4,7 +4,9 @@ monitoring nothing else would).
 
 A sync run holds its route's lock file for its whole life and writes its run id and process
 id into it. A run of the route still recorded as started is dead when the lock is free, the
-lock file names that run, and that process is gone. (One host, as the lock itself.)
+lock file names that run, and that process is gone: no process has its pid, or the one that
+has it started at another moment (after a reboot, a pid is soon another process's). (One
+host, as the lock itself.)
 """
 
 from __future__ import annotations
@@ -14,18 +16,48 @@ import os
 import re
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from ..routes import DEFAULT_ROUTE, state_suffix
 from .private_files import open_private
 
-_HOLDER = re.compile(r"^run ([0-9a-f-]{8,64}) \(pid (\d+)\)$")
+_HOLDER = re.compile(r"^run ([0-9a-f-]{8,64}) \(pid (\d+)(?:, started (\d+\.\d+))?\)$")
 LIVE = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+# On the runs `dicom-sync run` executes in its own process: "<pid> <process_start>". Such a
+# run killed before it wrote the lock (starting, or waiting for another run's lock) is dead
+# once that process is gone.
+PROCESS_TAG = "dicom-sync/process"
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as ``<boot time>.<clock ticks since boot>`` (Linux
+    /proc): no two processes of a host share it. ``None`` when it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(x for x in Path("/proc/stat").read_text().split("\n") if x.startswith("btime"))
+        return f"{int(boot.split()[1])}.{int(stat.rsplit(')', 1)[1].split()[19])}"
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def lock_text(run_id: str, pid: int) -> str:
-    """What a run writes into the lock file it holds."""
-    return f"run {run_id} (pid {pid})"
+    """What a run writes into the lock file it holds: its run id, its pid and when that
+    process started."""
+    started = process_start(pid)
+    return f"run {run_id} (pid {pid}" + (f", started {started})" if started else ")")
+
+
+def process_tags() -> dict[str, str]:
+    """Tags for a run this process executes itself (PROCESS_TAG)."""
+    return {PROCESS_TAG: f"{os.getpid()} {process_start(os.getpid()) or ''}".strip()}
+
+
+def _process_gone(run: DagsterRun) -> bool:
+    """Whether ``run`` was executed by a process of ours (PROCESS_TAG) that is gone."""
+    pid, _, started = run.tags.get(PROCESS_TAG, "").partition(" ")
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    return not _alive(int(pid), started or None)
 
 
 def _route_of(job_name: str) -> str:
@@ -39,14 +71,16 @@ def lock_path(instance: DagsterInstance, job_name: str) -> Path:
     return Path(instance.root_directory) / LOCK_FILE.format(suffix=suffix)
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether the process that wrote the lock still runs: ``pid`` lives, and started when
+    the lock says (a lock without ``started``, from an older version: the pid alone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's process
-    return True
+        pass  # someone else's process
+    return started is None or process_start(pid) in (started, None)
 
 
 def dead_holder(path: Path) -> str | None:
@@ -65,26 +99,30 @@ def dead_holder(path: Path) -> str | None:
             match = _HOLDER.match(handle.read(200).strip())
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-    if match is None or _alive(int(match[2])) or int(match[2]) == os.getpid():
+    if match is None or _alive(int(match[2]), match[3]) or int(match[2]) == os.getpid():
         return None
     return match[1]
 
 
 def fail_dead_runs(instance: DagsterInstance, job_name: str) -> list[str]:
     """Mark failed the started runs of ``job_name`` whose process died holding the route's
-    lock; their run ids."""
-    records = instance.get_run_records(filters=RunsFilter(job_name=job_name, statuses=LIVE))
+    lock, and those `dicom-sync run` executed in a process that is gone (PROCESS_TAG); their
+    run ids."""
+    statuses = [*LIVE, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
+    records = instance.get_run_records(filters=RunsFilter(job_name=job_name, statuses=statuses))
     if not records:
         return []
     dead = dead_holder(lock_path(instance, job_name))
     failed = []
     for record in records:
         run = record.dagster_run
-        if dead is not None and run.run_id == dead:
+        holder = dead is not None and run.run_id == dead and run.status in LIVE
+        if holder or _process_gone(run):
             instance.report_run_failed(
                 run,
-                "the run's process is gone (killed?) and its lock is free: marked failed so "
-                "that the next run can start",
+                "the run's process is gone (killed?)"
+                + (" and its lock is free" if holder else "")
+                + ": marked failed so that the next run can start",
             )
             failed.append(run.run_id)
     return failed

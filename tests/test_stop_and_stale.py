@@ -207,6 +207,31 @@ def test_a_lock_whose_pid_another_process_has_now_does_not_keep_the_run_started(
         other.wait()
 
 
+def test_a_run_tagged_by_a_gone_process_is_failed_only_on_its_own_host(project):  # noqa: F811
+    """The process tag names the host: an instance shared by two hosts (PostgreSQL) must not
+    fail the other host's live run because no process here has its pid. (No DICOM: run
+    records as `dicom-sync run` tags them.)"""
+    import socket
+
+    from dagster import DagsterRun
+
+    from dicom_sync_dagster.orchestration.stale_runs import PROCESS_TAG, fail_dead_runs
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid no process has now
+    here, elsewhere = (f"{gone.pid} - {host}" for host in (socket.gethostname(), "other-host"))
+    with DagsterInstance.from_config(str(project)) as instance:
+        ours, theirs = (
+            instance.add_run(
+                DagsterRun("dicom_sync", status=DagsterRunStatus.STARTED, tags={PROCESS_TAG: tag})
+            )
+            for tag in (here, elsewhere)
+        )
+
+        assert fail_dead_runs(instance, "dicom_sync") == [ours.run_id]
+        assert instance.get_run_by_id(theirs.run_id).status is DagsterRunStatus.STARTED
+
+
 def test_a_run_killed_before_it_took_the_lock_does_not_make_the_next_run_skip(
     project,  # noqa: F811
     stalling_remote,

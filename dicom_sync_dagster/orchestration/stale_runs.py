@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import socket
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
@@ -48,16 +49,19 @@ def lock_text(run_id: str, pid: int) -> str:
 
 
 def process_tags() -> dict[str, str]:
-    """Tags for a run this process executes itself (PROCESS_TAG)."""
-    return {PROCESS_TAG: f"{os.getpid()} {process_start(os.getpid()) or ''}".strip()}
+    """Tags for a run this process executes itself (PROCESS_TAG): its pid, when it started
+    ("-" when unknown) and the host, so that a shared instance never judges another host's."""
+    pid = os.getpid()
+    return {PROCESS_TAG: f"{pid} {process_start(pid) or '-'} {socket.gethostname()}"}
 
 
 def _process_gone(run: DagsterRun) -> bool:
-    """Whether ``run`` was executed by a process of ours (PROCESS_TAG) that is gone."""
-    pid, _, started = run.tags.get(PROCESS_TAG, "").partition(" ")
-    if not pid.isdigit() or int(pid) == os.getpid():
+    """Whether ``run`` was executed by a process of ours on this host (PROCESS_TAG) that is
+    gone."""
+    pid, started, host = ([*run.tags.get(PROCESS_TAG, "").split(" ", 2), "", "", ""])[:3]
+    if not pid.isdigit() or int(pid) == os.getpid() or host != socket.gethostname():
         return False
-    return not _alive(int(pid), started or None)
+    return not _alive(int(pid), None if started == "-" else started)
 
 
 def _route_of(job_name: str) -> str:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from .envfile import load_dotenv
@@ -116,6 +117,7 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
         if busy:
             print(f"Skipped: a sync run is still in progress ({busy}).")
             return EXIT_BUSY
+        run_id = str(uuid.uuid4())  # as Dagster makes them; named in the process tag
         result = (
             defs()
             .resolve_job_def(route.job_name)
@@ -126,7 +128,8 @@ def run_cycle(config: dict[str, object], route: Route) -> int:
                 },
                 instance=instance,
                 raise_on_error=False,
-                tags=process_tags(),  # a run killed before it takes the lock is found dead
+                run_id=run_id,
+                tags=process_tags(run_id),  # a run killed before it takes the lock is found dead
             )
         )
     print(f"Run {result.run_id} ({'success' if result.success else 'failed'})")

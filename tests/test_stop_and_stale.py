@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -207,29 +208,64 @@ def test_a_lock_whose_pid_another_process_has_now_does_not_keep_the_run_started(
         other.wait()
 
 
-def test_a_run_tagged_by_a_gone_process_is_failed_only_on_its_own_host(project):  # noqa: F811
-    """The process tag names the host: an instance shared by two hosts (PostgreSQL) must not
-    fail the other host's live run because no process here has its pid. (No DICOM: run
-    records as `dicom-sync run` tags them.)"""
+def test_only_a_run_whose_own_process_is_gone_here_is_failed_by_its_process_tag(project):  # noqa: F811
+    """The process tag names the run, the process (pid and start), the boot, the pid namespace
+    and the host. A run is failed by it only when that process is gone from this very machine,
+    boot and namespace: never a live one, never a re-execution carrying its parent's tag, never
+    another host's or another boot's on a shared instance. (No DICOM: run records as
+    `dicom-sync run` tags them; a live process stands for the run's.)"""
     import socket
+    from pathlib import Path
 
     from dagster import DagsterRun
 
-    from dicom_sync_dagster.orchestration.stale_runs import PROCESS_TAG, fail_dead_runs
+    from dicom_sync_dagster.orchestration.stale_runs import (
+        PROCESS_TAG,
+        fail_dead_runs,
+        process_start,
+    )
 
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # a pid no process has now
-    here, elsewhere = (f"{gone.pid} - {host}" for host in (socket.gethostname(), "other-host"))
-    with DagsterInstance.from_config(str(project)) as instance:
-        ours, theirs = (
-            instance.add_run(
-                DagsterRun("dicom_sync", status=DagsterRunStatus.STARTED, tags={PROCESS_TAG: tag})
-            )
-            for tag in (here, elsewhere)
-        )
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    host = socket.gethostname()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        ticks = process_start(other.pid)
+        assert ticks
+        live, reused = [other.pid, ticks], [other.pid, "1"]  # "1": started at another moment
+        here, status = [boot, namespace, host], DagsterRunStatus
+        cases = {  # name: (status, tag fields after the run id)
+            "alive": (status.STARTED, live + here),
+            "alive, starting": (status.STARTING, live + here),
+            "alive, not started": (status.NOT_STARTED, live + here),
+            "gone (pid reused)": (status.STARTED, reused + here),
+            "gone, not started": (status.NOT_STARTED, reused + here),
+            "another run's tag": (status.STARTED, reused + here),
+            "another host": (status.STARTED, [*reused, boot, namespace, "elsewhere"]),
+            "another boot": (status.STARTED, [*reused, str(uuid.UUID(int=0)), namespace, host]),
+            "another namespace": (status.STARTED, [*reused, boot, "1", host]),
+        }
+        with DagsterInstance.from_config(str(project)) as instance:
+            runs_by_case = {}
+            for name, (run_status, fields) in cases.items():
+                run_id = str(uuid.uuid4())
+                named = str(uuid.uuid4()) if name == "another run's tag" else run_id
+                tag = " ".join(str(f) for f in [named, *fields])
+                runs_by_case[name] = instance.add_run(
+                    DagsterRun(
+                        "dicom_sync", run_id=run_id, status=run_status, tags={PROCESS_TAG: tag}
+                    )
+                )
 
-        assert fail_dead_runs(instance, "dicom_sync") == [ours.run_id]
-        assert instance.get_run_by_id(theirs.run_id).status is DagsterRunStatus.STARTED
+            failed = set(fail_dead_runs(instance, "dicom_sync"))
+
+        assert {name for name, run in runs_by_case.items() if run.run_id in failed} == {
+            "gone (pid reused)",
+            "gone, not started",
+        }
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_a_run_killed_before_it_took_the_lock_does_not_make_the_next_run_skip(

@@ -22,46 +22,78 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from ..routes import DEFAULT_ROUTE, state_suffix
 from .private_files import open_private
 
-_HOLDER = re.compile(r"^run ([0-9a-f-]{8,64}) \(pid (\d+)(?:, started (\d+\.\d+))?\)$")
+_HOLDER = re.compile(
+    r"^run ([0-9a-f-]{8,64}) \(pid (\d+)(?:, started (\d+), boot ([0-9a-f-]{36}))?\)$"
+)
 LIVE = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-# On the runs `dicom-sync run` executes in its own process: "<pid> <process_start>". Such a
-# run killed before it wrote the lock (starting, or waiting for another run's lock) is dead
-# once that process is gone.
+# On the runs `dicom-sync run` executes in its own process:
+# "<run id> <pid> <start ticks> <boot id> <pid namespace> <host>". Such a run killed before it
+# wrote the lock (starting, or waiting for another run's lock) is dead once that process is
+# gone. The run id keeps a re-execution (which copies its parent's tags) from being judged by
+# its parent's process; boot, namespace and host keep another machine, another boot or
+# another container from being judged by this one's processes.
 PROCESS_TAG = "dicom-sync/process"
 
 
-def process_start(pid: int) -> str | None:
-    """When process ``pid`` started, as ``<boot time>.<clock ticks since boot>`` (Linux
-    /proc): no two processes of a host share it. ``None`` when it cannot be read."""
+def _read(path: str) -> str | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(x for x in Path("/proc/stat").read_text().split("\n") if x.startswith("btime"))
-        return f"{int(boot.split()[1])}.{int(stat.rsplit(')', 1)[1].split()[19])}"
-    except (OSError, ValueError, IndexError, StopIteration):
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _boot_id() -> str | None:
+    """This boot of this machine (Linux): unlike the boot time, no clock step changes it."""
+    return _read("/proc/sys/kernel/random/boot_id")
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return None
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux /proc): with the pid and
+    the boot it names one process. ``None`` when it cannot be read."""
+    stat = _read(f"/proc/{pid}/stat")
+    try:
+        return str(int(stat.rsplit(")", 1)[1].split()[19])) if stat else None
+    except (ValueError, IndexError):
         return None
 
 
 def lock_text(run_id: str, pid: int) -> str:
-    """What a run writes into the lock file it holds: its run id, its pid and when that
-    process started."""
-    started = process_start(pid)
-    return f"run {run_id} (pid {pid}" + (f", started {started})" if started else ")")
+    """What a run writes into the lock file it holds: its run id, its pid, and when that
+    process started in which boot."""
+    started, boot = process_start(pid), _boot_id()
+    known = f", started {started}, boot {boot}" if started and boot else ""
+    return f"run {run_id} (pid {pid}{known})"
 
 
-def process_tags() -> dict[str, str]:
-    """Tags for a run this process executes itself (PROCESS_TAG): its pid, when it started
-    ("-" when unknown) and the host, so that a shared instance never judges another host's."""
+def process_tags(run_id: str) -> dict[str, str]:
+    """Tags for run ``run_id`` this process executes itself (PROCESS_TAG); none when this
+    process cannot be named."""
     pid = os.getpid()
-    return {PROCESS_TAG: f"{pid} {process_start(pid) or '-'} {socket.gethostname()}"}
+    fields = (run_id, str(pid), process_start(pid), _boot_id(), _pid_namespace())
+    if not all(fields):
+        return {}
+    return {PROCESS_TAG: " ".join([*fields, socket.gethostname()])}  # type: ignore[list-item]
 
 
 def _process_gone(run: DagsterRun) -> bool:
-    """Whether ``run`` was executed by a process of ours on this host (PROCESS_TAG) that is
-    gone."""
-    pid, started, host = ([*run.tags.get(PROCESS_TAG, "").split(" ", 2), "", "", ""])[:3]
-    if not pid.isdigit() or int(pid) == os.getpid() or host != socket.gethostname():
+    """Whether ``run`` was executed by a process of this boot, pid namespace and host
+    (PROCESS_TAG) that is gone."""
+    fields = run.tags.get(PROCESS_TAG, "").split(" ")
+    if len(fields) != 6:
         return False
-    return not _alive(int(pid), None if started == "-" else started)
+    run_id, pid, started, boot, namespace, host = fields
+    if run_id != run.run_id or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    if (boot, namespace, host) != (_boot_id(), _pid_namespace(), socket.gethostname()):
+        return False  # another machine, boot or container: not ours to judge
+    return not _alive(int(pid), started, boot)
 
 
 def _route_of(job_name: str) -> str:
@@ -75,9 +107,11 @@ def lock_path(instance: DagsterInstance, job_name: str) -> Path:
     return Path(instance.root_directory) / LOCK_FILE.format(suffix=suffix)
 
 
-def _alive(pid: int, started: str | None) -> bool:
-    """Whether the process that wrote the lock still runs: ``pid`` lives, and started when
-    the lock says (a lock without ``started``, from an older version: the pid alone)."""
+def _alive(pid: int, started: str | None, boot: str | None) -> bool:
+    """Whether process ``pid`` still runs: it lives, in the same boot, and started when
+    recorded (a lock without ``started``, from an older version: the pid alone)."""
+    if boot is not None and boot != _boot_id():
+        return False  # the machine has restarted since
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -103,7 +137,7 @@ def dead_holder(path: Path) -> str | None:
             match = _HOLDER.match(handle.read(200).strip())
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-    if match is None or _alive(int(match[2]), match[3]) or int(match[2]) == os.getpid():
+    if match is None or _alive(int(match[2]), match[3], match[4]) or int(match[2]) == os.getpid():
         return None
     return match[1]
 

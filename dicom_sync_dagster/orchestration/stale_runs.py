@@ -12,6 +12,7 @@ host, as the lock itself.)
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import re
 import socket
@@ -42,16 +43,16 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _boot_id() -> str | None:
-    """This boot of this machine (Linux): unlike the boot time, no clock step changes it."""
-    return _read("/proc/sys/kernel/random/boot_id")
-
-
-def _pid_namespace() -> str | None:
+@functools.cache
+def _here() -> tuple[str, str, str] | None:
+    """This boot of this machine (its boot id: unlike the boot time, no clock step changes it),
+    this pid namespace and this host: where a recorded process can be judged. Read once."""
+    boot = _read("/proc/sys/kernel/random/boot_id")
     try:
-        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
     except OSError:
         return None
+    return (boot, namespace, socket.gethostname()) if boot else None
 
 
 def process_start(pid: int) -> str | None:
@@ -67,8 +68,8 @@ def process_start(pid: int) -> str | None:
 def lock_text(run_id: str, pid: int) -> str:
     """What a run writes into the lock file it holds: its run id, its pid, and when that
     process started in which boot."""
-    started, boot = process_start(pid), _boot_id()
-    known = f", started {started}, boot {boot}" if started and boot else ""
+    started, here = process_start(pid), _here()
+    known = f", started {started}, boot {here[0]}" if started and here else ""
     return f"run {run_id} (pid {pid}{known})"
 
 
@@ -76,10 +77,10 @@ def process_tags(run_id: str) -> dict[str, str]:
     """Tags for run ``run_id`` this process executes itself (PROCESS_TAG); none when this
     process cannot be named."""
     pid = os.getpid()
-    fields = (run_id, str(pid), process_start(pid), _boot_id(), _pid_namespace())
-    if not all(fields):
+    started, here = process_start(pid), _here()
+    if started is None or here is None:
         return {}
-    return {PROCESS_TAG: " ".join([*fields, socket.gethostname()])}  # type: ignore[list-item]
+    return {PROCESS_TAG: " ".join([run_id, str(pid), started, *here])}
 
 
 def _process_gone(run: DagsterRun) -> bool:
@@ -91,7 +92,7 @@ def _process_gone(run: DagsterRun) -> bool:
     run_id, pid, started, boot, namespace, host = fields
     if run_id != run.run_id or not pid.isdigit() or int(pid) == os.getpid():
         return False
-    if (boot, namespace, host) != (_boot_id(), _pid_namespace(), socket.gethostname()):
+    if (boot, namespace, host) != _here():
         return False  # another machine, boot or container: not ours to judge
     return not _alive(int(pid), started, boot)
 
@@ -110,7 +111,8 @@ def lock_path(instance: DagsterInstance, job_name: str) -> Path:
 def _alive(pid: int, started: str | None, boot: str | None) -> bool:
     """Whether process ``pid`` still runs: it lives, in the same boot, and started when
     recorded (a lock without ``started``, from an older version: the pid alone)."""
-    if boot is not None and boot != _boot_id():
+    here = _here()
+    if boot is not None and here is not None and boot != here[0]:
         return False  # the machine has restarted since
     try:
         os.kill(pid, 0)
